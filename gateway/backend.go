@@ -1,0 +1,186 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+)
+
+// Principal says who a request is for. It travels with every request so that
+// backends can label, limit and own resources per user.
+type Principal struct {
+	// User is the authenticated user name; empty for anonymous clients.
+	User string
+	// Frontend is the name of the frontend block the client came through.
+	Frontend string
+	// Protocol is the frontend's protocol ("socks6", "socks5", "turn").
+	Protocol string
+	// Client is the client's address as the frontend saw it.
+	Client netip.AddrPort
+	// Session is the SOCKS 6 session ID (hex) the request belongs to, if any;
+	// it owns Port Parity reservations.
+	Session string
+}
+
+// Policy decides whether a concrete address may be reached. Backends call it
+// on the address they actually connect or send to (after name resolution), so
+// a name that resolves differently between check and dial cannot slip through.
+type Policy interface {
+	Allow(dst netip.AddrPort) error
+}
+
+// AllowAll is the Policy for trusted, operator-configured addresses such as an
+// upstream proxy's server address reached through a `via` hop.
+type AllowAll struct{}
+
+// Allow always succeeds.
+func (AllowAll) Allow(netip.AddrPort) error { return nil }
+
+// PolicyOrAll returns p, or AllowAll when p is nil.
+func PolicyOrAll(p Policy) Policy {
+	if p == nil {
+		return AllowAll{}
+	}
+	return p
+}
+
+// Resolver looks up host names. *net.Resolver implements it.
+type Resolver interface {
+	LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error)
+}
+
+// StreamRequest asks a backend for a byte stream to Dest (CONNECT).
+type StreamRequest struct {
+	Dest Addr
+	// Options are the proxy–remote leg stack options; the backend records
+	// the outcome of each in the returned Stream.
+	Options StackOptions
+	// InitialData are the first bytes for the destination. The backend sends
+	// them before Dial returns (in the SYN with TFO, or inside an upstream
+	// SOCKS 6 Request as 0-RTT data), so the caller must not send them again.
+	InitialData []byte
+	Principal   Principal
+	// Policy checks every address the backend connects to; nil allows all.
+	Policy Policy
+}
+
+// Stream is an established byte stream.
+type Stream struct {
+	Conn net.Conn
+	// Bound is the local endpoint of the outgoing connection as the remote
+	// side sees it (for an upstream proxy, the upstream's bound address).
+	Bound Addr
+	// Peer is the remote end: the destination, or for BIND the peer that
+	// connected.
+	Peer Addr
+	// Options are the stack options with their outcomes.
+	Options StackOptions
+}
+
+// BindRequest asks a backend to listen for peers (BIND).
+type BindRequest struct {
+	// Bind is the wanted listening address; a zero or unspecified address or
+	// port 0 means "any".
+	Bind      Addr
+	Options   StackOptions
+	Principal Principal
+	// Policy checks each accepted peer's address; nil allows all.
+	Policy Policy
+}
+
+// Binding is a listening socket opened by Listen.
+type Binding interface {
+	// Addr is the remote-facing listening address.
+	Addr() Addr
+	// Options are the applied stack options (Listen Backlog, MPTCP).
+	Options() StackOptions
+	// Accept waits for the next peer; Stream.Peer is its address.
+	Accept(ctx context.Context) (*Stream, error)
+	// Close stops listening; queued peers are closed.
+	Close() error
+}
+
+// AssocRequest asks a backend for a datagram association (SOCKS UDP
+// ASSOCIATE, a TURN allocation).
+type AssocRequest struct {
+	// Bind is the wanted remote-facing address; zero or unspecified address
+	// and port 0 mean "any". A non-zero port names the port exactly (and may
+	// take a reservation made for it).
+	Bind Addr
+	// Family is 4 or 6 to ask for a relay address of that family (TURN
+	// REQUESTED-ADDRESS-FAMILY); 0 lets Bind decide, IPv4 by default.
+	Family int
+	// Options are the proxy–remote leg stack options.
+	Options StackOptions
+	// ReservationToken takes a reservation made by an earlier association
+	// (TURN RESERVATION-TOKEN); nil for none.
+	ReservationToken *[8]byte
+	Principal        Principal
+	// Policy checks every destination the association sends to.
+	Policy Policy
+}
+
+// PacketKind says what a received Packet holds.
+type PacketKind uint8
+
+// Packet kinds.
+const (
+	PacketData PacketKind = iota
+	PacketICMP
+)
+
+// Packet is what Association.ReadFrom returns: a datagram from a remote host
+// (its payload in the caller's buffer) or an ICMP error.
+type Packet struct {
+	Kind PacketKind
+	// N is the payload length in the caller's buffer.
+	N int
+	// From is the remote source of a datagram.
+	From Addr
+	// Meta is what the received IP header held, where known.
+	Meta DatagramMeta
+	// ICMP is the error when Kind is PacketICMP.
+	ICMP ICMPError
+}
+
+// Association is a UDP association on the remote-facing side.
+//
+// ReadFrom and WriteTo may be called concurrently with each other; each is
+// called from one goroutine at a time. ReadFrom returns net.ErrClosed after
+// Close. WriteTo never blocks for long: a datagram that cannot be sent now is
+// dropped and an error returned, and the association keeps working (transient
+// send errors and ICMP never tear it down).
+type Association interface {
+	// RelayAddr is the remote-facing address remote hosts send to; ok is false
+	// where the backend cannot know it (behind a SOCKS 5 upstream).
+	RelayAddr() (addr Addr, ok bool)
+	// Options are the applied stack options.
+	Options() StackOptions
+	// Reservation is the counterpart reserved by Port Parity, if any.
+	Reservation() (Reservation, bool)
+	// WriteTo sends one datagram to dst (an IP or a name the backend resolves).
+	WriteTo(b []byte, dst Addr, meta DatagramMeta) error
+	// ReadFrom reads the next datagram or ICMP error.
+	ReadFrom(b []byte) (Packet, error)
+	// Close ends the association and releases its port and reservation.
+	Close() error
+}
+
+// Backend relays associations towards destinations: directly, or through an
+// upstream proxy. Every backend implements all three shapes; one that cannot
+// carry a shape returns an *Error with ReasonCommandNotSupported.
+type Backend interface {
+	// Name is the backend block's name.
+	Name() string
+	// Dial opens a stream (CONNECT).
+	Dial(ctx context.Context, req *StreamRequest) (*Stream, error)
+	// Listen opens a listening socket for peers (BIND).
+	Listen(ctx context.Context, req *BindRequest) (Binding, error)
+	// Associate opens a datagram association.
+	Associate(ctx context.Context, req *AssocRequest) (Association, error)
+}
+
+// ErrDropped is returned by Association.WriteTo for a datagram that was not
+// sent (queue full, name still resolving and queue full, transient error).
+var ErrDropped = errors.New("datagram dropped")

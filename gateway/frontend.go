@@ -1,0 +1,34 @@
+package gateway
+
+import (
+	"context"
+	"net"
+)
+
+// Endpoint is a socket a frontend needs. The gateway binds it, keeps it bound
+// across reloads, and hands connections or the packet socket to the frontend.
+type Endpoint struct {
+	// Network is "tcp" or "udp".
+	Network string
+	// Address is host:port.
+	Address string
+	// FirstBytes lists the first bytes of a stream this frontend serves when
+	// several frontends share one TCP address (SOCKS 5 = 0x05, SOCKS 6 =
+	// 0x06); nil serves every stream on the address.
+	FirstBytes []byte
+}
+
+// Frontend speaks a protocol to clients and turns their sessions into
+// associations.
+type Frontend interface {
+	// Name is the frontend block's name.
+	Name() string
+	// Endpoints lists the sockets to bind.
+	Endpoints() []Endpoint
+	// ServeConn serves one accepted stream connection until the session
+	// ends; the gateway closes conn afterwards.
+	ServeConn(ctx context.Context, conn net.Conn, ep Endpoint)
+	// ServePacket serves a bound packet socket until ctx is done or the socket
+	// is closed.
+	ServePacket(ctx context.Context, pc net.PacketConn, ep Endpoint) error
+}
