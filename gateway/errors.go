@@ -14,21 +14,21 @@ type Reason uint8
 
 // The failure reasons. ReasonNone means success.
 const (
-	ReasonNone                Reason = iota
-	ReasonGeneral                    // general failure
-	ReasonNotAllowed                 // denied by policy or ruleset
-	ReasonAuthFailed                 // authentication failed
-	ReasonNetUnreachable             // network unreachable
-	ReasonHostUnreachable            // host unreachable
-	ReasonRefused                    // connection refused
-	ReasonTTLExpired                 // TTL expired
-	ReasonTimeout                    // attempt timed out
-	ReasonCommandNotSupported        // command not supported
-	ReasonAddrTypeNotSupported       // address type not supported
-	ReasonFamilyMismatch             // address family not supported or mismatched
-	ReasonDFUnsupported              // Don't Fragment cannot be honoured
-	ReasonQuotaExceeded              // a per-user quota is exhausted
-	ReasonCapacityExhausted          // a gateway-wide limit is exhausted
+	ReasonNone                 Reason = iota
+	ReasonGeneral                     // general failure
+	ReasonNotAllowed                  // denied by policy or ruleset
+	ReasonAuthFailed                  // authentication failed
+	ReasonNetUnreachable              // network unreachable
+	ReasonHostUnreachable             // host unreachable
+	ReasonRefused                     // connection refused
+	ReasonTTLExpired                  // TTL expired
+	ReasonTimeout                     // attempt timed out
+	ReasonCommandNotSupported         // command not supported
+	ReasonAddrTypeNotSupported        // address type not supported
+	ReasonFamilyMismatch              // address family not supported or mismatched
+	ReasonDFUnsupported               // Don't Fragment cannot be honoured
+	ReasonQuotaExceeded               // a per-user quota is exhausted
+	ReasonCapacityExhausted           // a gateway-wide limit is exhausted
 )
 
 var reasonNames = [...]string{

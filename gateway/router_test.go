@@ -130,15 +130,15 @@ func TestRouteMatchers(t *testing.T) {
 		dest    string
 		backend string // "" = denied
 	}{
-		{connect, "10.1.1.1:80", ""},                          // first match: deny
-		{connect, "a.corp.example:80", "up"},                  // suffix
-		{connect, "A.Corp.Example.:80", "up"},                 // normalization
-		{connect, "corp.example:80", "out"},                   // suffix is subdomains only
-		{connect, "xcorp.example:80", "out"},                  // not a label boundary
-		{connect, "exact.example:443", "up"},                  // name + port
-		{connect, "exact.example:8500", "up"},                 // port range
-		{connect, "exact.example:80", "out"},                  // port miss
-		{connect, "sub.exact.example:443", "out"},             // exact is exact
+		{connect, "10.1.1.1:80", ""},                            // first match: deny
+		{connect, "a.corp.example:80", "up"},                    // suffix
+		{connect, "A.Corp.Example.:80", "up"},                   // normalization
+		{connect, "corp.example:80", "out"},                     // suffix is subdomains only
+		{connect, "xcorp.example:80", "out"},                    // not a label boundary
+		{connect, "exact.example:443", "up"},                    // name + port
+		{connect, "exact.example:8500", "up"},                   // port range
+		{connect, "exact.example:80", "out"},                    // port miss
+		{connect, "sub.exact.example:443", "out"},               // exact is exact
 		{Match{CmdConnect, "bob", "s6"}, "example.org:1", "up"}, // users
 		{Match{CmdConnect, "carol", "s5"}, "example.org:1", ""}, // frontends + deny
 		{Match{CmdUDP, "carol", "s5"}, "example.org:1", "out"},  // commands: deny was connect only
