@@ -363,7 +363,7 @@ func (c *Config) fill(fc *fileConfig, reg *Registry) hcl.Diagnostics {
 	}
 	for name, v := range via {
 		if !backendNames[v.Value] {
-			diags = append(diags, errAt(v.Range, "Unknown backend in via", fmt.Sprintf("Backend %q has via = %q, but no backend has that name%s.", name, v.Value, suggest(v.Value, backendNames))))
+			diags = append(diags, errAt(v.Range, "Unknown backend in via", fmt.Sprintf("Backend %q has via = %q, but no backend has that name.%s", name, v.Value, suggest(v.Value, backendNames))))
 		}
 	}
 	order, cyc := viaOrder(c.Backends, via)
@@ -436,7 +436,7 @@ func (c *Config) checkFrontend(f pluginBlock, cfg any) hcl.Diagnostics {
 	if s.Users.Value != "" {
 		us, ok := c.Users[s.Users.Value]
 		if !ok {
-			diags = append(diags, errAt(s.Users.Range, "Unknown users", fmt.Sprintf("No users block is named %q%s.", s.Users.Value, suggestUsers(s.Users.Value, c.Users))))
+			diags = append(diags, errAt(s.Users.Range, "Unknown users", fmt.Sprintf("No users block is named %q.%s", s.Users.Value, suggestUsers(s.Users.Value, c.Users))))
 		} else if s.NeedsTURNKeys {
 			if bad := us.TURNCapable(); len(bad) > 0 {
 				sort.Strings(bad)
@@ -498,7 +498,7 @@ func suggest(name string, set map[string]bool) string {
 	if best == "" {
 		return ""
 	}
-	return fmt.Sprintf(`; did you mean %q?`, best)
+	return fmt.Sprintf(` Did you mean %q?`, best)
 }
 
 func suggestUsers(name string, m map[string]*UserSet) string {
@@ -555,7 +555,7 @@ func CompileRoutes(rcs []RouteConfig, backends, frontends map[string]bool, users
 			r.Frontends = map[string]bool{}
 			for _, f := range rc.Frontends {
 				if !frontends[f] {
-					diags = append(diags, errAt(rc.FrontRange, "Unknown frontend", fmt.Sprintf("No frontend is named %q%s.", f, suggest(f, frontends))))
+					diags = append(diags, errAt(rc.FrontRange, "Unknown frontend", fmt.Sprintf("No frontend is named %q.%s", f, suggest(f, frontends))))
 				}
 				r.Frontends[f] = true
 			}
@@ -578,7 +578,7 @@ func CompileRoutes(rcs []RouteConfig, backends, frontends map[string]bool, users
 			if rc.Backend == "" {
 				diags = append(diags, errAt(rc.DefRange, "Route without backend", `An allow route needs backend = "<name>"; use action = "deny" to refuse.`))
 			} else if !backends[rc.Backend] {
-				diags = append(diags, errAt(rc.BackendRange, "Unknown backend", fmt.Sprintf("No backend is named %q%s.", rc.Backend, suggest(rc.Backend, backends))))
+				diags = append(diags, errAt(rc.BackendRange, "Unknown backend", fmt.Sprintf("No backend is named %q.%s", rc.Backend, suggest(rc.Backend, backends))))
 			}
 		case "deny":
 			r.Deny = true
