@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/hashicorp/hcl/v2"
@@ -80,13 +81,38 @@ func load(path string, stderr io.Writer) (*gateway.Config, bool) {
 	return cfg, !diags.HasErrors()
 }
 
+// printDiags prints each diagnostic as "file:line:column: severity:
+// summary; detail" (the form editors jump to), followed by the source line
+// with the range underlined.
 func printDiags(w io.Writer, path string, diags hcl.Diagnostics) {
-	files := map[string]*hcl.File{}
-	if src, err := os.ReadFile(path); err == nil {
-		files[path] = &hcl.File{Bytes: src}
+	src, _ := os.ReadFile(path)
+	lines := strings.Split(string(src), "\n")
+	for _, d := range diags {
+		sev := "error"
+		if d.Severity == hcl.DiagWarning {
+			sev = "warning"
+		}
+		msg := d.Summary
+		if d.Detail != "" {
+			msg += "; " + d.Detail
+		}
+		if d.Subject == nil {
+			fmt.Fprintf(w, "%s: %s: %s\n", path, sev, msg)
+			continue
+		}
+		r := d.Subject
+		fmt.Fprintf(w, "%s:%d:%d: %s: %s\n", r.Filename, r.Start.Line, r.Start.Column, sev, msg)
+		if r.Start.Line >= 1 && r.Start.Line <= len(lines) {
+			line := lines[r.Start.Line-1]
+			fmt.Fprintf(w, "    %s\n", line)
+			width := 1
+			if r.End.Line == r.Start.Line && r.End.Column > r.Start.Column {
+				width = r.End.Column - r.Start.Column
+			}
+			pad := strings.Repeat(" ", max(r.Start.Column-1, 0))
+			fmt.Fprintf(w, "    %s%s\n", pad, strings.Repeat("^", width))
+		}
 	}
-	wr := hcl.NewDiagnosticTextWriter(w, files, 100, false)
-	wr.WriteDiagnostics(diags)
 }
 
 func cmdValidate(args []string, stdout, stderr io.Writer) int {
