@@ -23,6 +23,8 @@ type testFrontendConfig struct {
 	UsersRange     hcl.Range `hcl:"users,attr_range"`
 	AllowAnonymous bool      `hcl:"allow_anonymous,optional"`
 	TURN           bool      `hcl:"turn,optional"`
+	FirstByte      *int      `hcl:"first_byte,optional"`
+	Reply          string    `hcl:"reply,optional"`
 }
 
 func (c *testFrontendConfig) Settings() FrontendSettings {
@@ -52,13 +54,18 @@ func (b nopBackend) Associate(context.Context, *AssocRequest) (Association, erro
 }
 
 type nopFrontend struct {
-	name string
-	eps  []Endpoint
+	name  string
+	eps   []Endpoint
+	reply string
 }
 
 func (f *nopFrontend) Name() string                                       { return f.name }
 func (f *nopFrontend) Endpoints() []Endpoint                              { return f.eps }
-func (f *nopFrontend) ServeConn(ctx context.Context, c net.Conn, _ Endpoint) { c.Write([]byte("hi")) }
+func (f *nopFrontend) ServeConn(ctx context.Context, c net.Conn, _ Endpoint) {
+	b := make([]byte, 1)
+	c.Read(b)
+	c.Write([]byte(f.reply))
+}
 func (f *nopFrontend) ServePacket(ctx context.Context, pc net.PacketConn, _ Endpoint) error {
 	<-ctx.Done()
 	return nil
@@ -70,7 +77,11 @@ func testRegistry() *Registry {
 		NewConfig: func() any { return &testFrontendConfig{} },
 		New: func(env *Env, name string, cfg any) (Frontend, error) {
 			c := cfg.(*testFrontendConfig)
-			return &nopFrontend{name: name, eps: []Endpoint{{Network: "tcp", Address: c.Listen}}}, nil
+			ep := Endpoint{Network: "tcp", Address: c.Listen}
+			if c.FirstByte != nil {
+				ep.FirstBytes = []byte{byte(*c.FirstByte)}
+			}
+			return &nopFrontend{name: name, eps: []Endpoint{ep}, reply: c.Reply}, nil
 		},
 	})
 	r.Backend("test", BackendPlugin{

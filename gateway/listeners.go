@@ -26,8 +26,8 @@ type handler struct {
 	rt *Runtime
 }
 
-// dispatch is the handler table of one TCP address: one handler for every
-// stream, or one per first byte.
+// dispatch is the handler table of one TCP address: one handler per claimed
+// first byte, and a catch-all for the rest. Without claims no byte is peeked.
 type dispatch struct {
 	all     *handler
 	byFirst [256]*handler
@@ -149,11 +149,6 @@ func (l *Listeners) apply(ctx context.Context, rt *Runtime) error {
 			default:
 				return fmt.Errorf("endpoint network %q unknown", ep.Network)
 			}
-		}
-	}
-	for _, t := range tables {
-		if t.all != nil && t.shared {
-			t.shared = false // a catch-all handler takes every first byte not claimed
 		}
 	}
 	// Bind new sockets first; on failure close only what this call opened.

@@ -11,6 +11,33 @@ type FrontendPlugin struct {
 	NewConfig func() any
 	// New builds the frontend from its decoded config.
 	New func(env *Env, name string, cfg any) (Frontend, error)
+	// Sibling, when set, builds this protocol's handler on another
+	// frontend's port (a SOCKS 5 handler beside SOCKS 6), as that frontend's
+	// configuration asks with a SiblingSpec.
+	Sibling func(env *Env, spec SiblingSpec) (Frontend, error)
+}
+
+// SiblingSpec asks for a frontend of another protocol sharing a frontend's
+// TCP port, dispatched by the first byte.
+type SiblingSpec struct {
+	// Type is the sibling's frontend type ("socks5").
+	Type string
+	// Name is the frontend name it reports (the owner's name).
+	Name string
+	// Listen is the shared TCP address.
+	Listen string
+	// FirstBytes are the bytes the sibling claims.
+	FirstBytes []byte
+	// Users and AllowAnonymous are the owner's settings.
+	Users          string
+	AllowAnonymous bool
+	// Limits are the owner's effective limits.
+	Limits Limits
+}
+
+// SiblingRequester is implemented by frontend configs that want siblings.
+type SiblingRequester interface {
+	Siblings(name string) []SiblingSpec
 }
 
 // BackendPlugin builds one backend type.

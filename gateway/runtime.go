@@ -58,7 +58,10 @@ type Runtime struct {
 	Own       *OwnAddrs
 	Tracker   *Tracker
 
-	sessions sync.WaitGroup
+	holdMu  sync.Mutex
+	holds   int
+	retired bool
+	closed  bool
 }
 
 // Deps are the process-wide pieces a Runtime is built with.
@@ -135,6 +138,20 @@ func Build(cfg *Config, d Deps) (rt *Runtime, err error) {
 			return nil, fmt.Errorf("frontend %q: %w", fc.Name, err)
 		}
 		rt.Frontends = append(rt.Frontends, f)
+		if sr, ok := fc.Config.(SiblingRequester); ok {
+			for _, spec := range sr.Siblings(fc.Name) {
+				pl, ok := d.Registry.frontends[spec.Type]
+				if !ok || pl.Sibling == nil {
+					return nil, fmt.Errorf("frontend %q: no %s handler to share its port", fc.Name, spec.Type)
+				}
+				spec.Limits = env.Limits
+				sib, err := pl.Sibling(env, spec)
+				if err != nil {
+					return nil, fmt.Errorf("frontend %q: %s sibling: %w", fc.Name, spec.Type, err)
+				}
+				rt.Frontends = append(rt.Frontends, sib)
+			}
+		}
 	}
 	return rt, nil
 }
@@ -169,19 +186,35 @@ func (rt *Runtime) closeBackends() {
 	}
 }
 
-// Retire closes the runtime's backends once its last session has ended.
+// Retire closes the runtime's backends once its last session has ended
+// (at once when none is open).
 func (rt *Runtime) Retire() {
-	go func() {
-		rt.sessions.Wait()
+	rt.holdMu.Lock()
+	rt.retired = true
+	idle := rt.holds == 0 && !rt.closed
+	rt.closed = rt.closed || idle
+	rt.holdMu.Unlock()
+	if idle {
 		rt.closeBackends()
-	}()
+	}
 }
 
 // Hold marks a session as using this runtime; call the returned function
 // when it ends.
 func (rt *Runtime) Hold() func() {
-	rt.sessions.Add(1)
-	return onceFunc(rt.sessions.Done)
+	rt.holdMu.Lock()
+	rt.holds++
+	rt.holdMu.Unlock()
+	return onceFunc(func() {
+		rt.holdMu.Lock()
+		rt.holds--
+		idle := rt.retired && rt.holds == 0 && !rt.closed
+		rt.closed = rt.closed || idle
+		rt.holdMu.Unlock()
+		if idle {
+			rt.closeBackends()
+		}
+	})
 }
 
 func (rt *Runtime) observeDial(backend string, start time.Time, err error) {
