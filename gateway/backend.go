@@ -60,7 +60,10 @@ type StreamRequest struct {
 	// them before Dial returns (in the SYN with TFO, or inside an upstream
 	// SOCKS 6 Request as 0-RTT data), so the caller must not send them again.
 	InitialData []byte
-	Principal   Principal
+	// Source, when valid, is the local address to connect from (a TURN TCP
+	// allocation dials peers from its relayed address). Port 0 = any port.
+	Source    netip.AddrPort
+	Principal Principal
 	// Policy checks every address the backend connects to; nil allows all.
 	Policy Policy
 }
@@ -102,7 +105,13 @@ type Binding interface {
 }
 
 // AssocRequest asks a backend for a datagram association (SOCKS UDP
-// ASSOCIATE, a TURN allocation).
+// ASSOCIATE, a TURN allocation). A dual-stack TURN allocation is two
+// associations, one per family.
+//
+// Backends treat every stack option as a wish: one they cannot honour is
+// declined or marked unsupported in Association.Options, never a reason to
+// fail (the TURN frontend always asks for UDPError). Only a port parity or a
+// reservation that cannot be had fails the request.
 type AssocRequest struct {
 	// Bind is the wanted remote-facing address; zero or unspecified address
 	// and port 0 mean "any". A non-zero port names the port exactly (and may

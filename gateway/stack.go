@@ -141,7 +141,9 @@ type DatagramMeta struct {
 type Reservation struct {
 	// Addr is the reserved remote-facing address and port.
 	Addr netip.AddrPort
-	// Token names the reservation for TURN's RESERVATION-TOKEN.
+	// Token names the reservation for TURN's RESERVATION-TOKEN. The backend
+	// that holds the port fills it with 8 bytes from crypto/rand; taking an
+	// unknown or expired token fails with ReasonCapacityExhausted.
 	Token [8]byte
 	// Expires is when the reservation lapses if nobody takes it; zero means
 	// it lives as long as the association that made it.
