@@ -45,28 +45,67 @@ func AddrFromNet(a net.Addr) Addr {
 	return Addr{}
 }
 
-// NameAddr returns the Addr for a host name and port, normalized: a name that
-// is an IP literal becomes that IP; otherwise the name is lower-cased and a
-// single trailing dot removed. It fails for an empty or oversized name or one
-// holding a NUL, a space or a control byte.
+// NameAddr returns the Addr for a host name and port, normalized: a single
+// trailing dot is removed, a name that is an IP literal becomes that IP, and
+// ASCII letters are lower-cased. It fails for a name CheckName refuses.
 func NameAddr(name string, port uint16) (Addr, error) {
-	if ip, err := netip.ParseAddr(strings.Trim(name, "[]")); err == nil && ip.Zone() == "" {
+	n := strings.TrimSuffix(name, ".")
+	if ip, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(n, "["), "]")); err == nil {
+		if ip.Zone() != "" {
+			return Addr{}, fmt.Errorf("%w: zone in %q", ErrBadName, name)
+		}
 		return Addr{IP: ip, Port: port}, nil
 	}
-	n := strings.TrimSuffix(name, ".")
+	if err := CheckName(n); err != nil {
+		return Addr{}, err
+	}
+	return Addr{Name: lowerASCII(n), Port: port}, nil
+}
+
+// CheckName reports whether n (without a trailing dot) can be a host name
+// here: 1..255 bytes, printable ASCII without spaces or the URL delimiters
+// "/\@:", no empty label. It does not allocate on success.
+func CheckName(n string) error {
 	if n == "" {
-		return Addr{}, fmt.Errorf("%w: %q", ErrBadName, name)
+		return fmt.Errorf("%w: empty", ErrBadName)
 	}
 	if len(n) > MaxNameLen {
-		return Addr{}, fmt.Errorf("%w: longer than %d bytes", ErrBadName, MaxNameLen)
+		return fmt.Errorf("%w: longer than %d bytes", ErrBadName, MaxNameLen)
 	}
+	prevDot := true
 	for i := 0; i < len(n); i++ {
 		c := n[i]
-		if c <= ' ' || c == 0x7f || c == '/' || c == '\\' || c == '@' || c == ':' {
-			return Addr{}, fmt.Errorf("%w: byte 0x%02x at %d", ErrBadName, c, i)
+		if c <= ' ' || c >= 0x7f || c == '/' || c == '\\' || c == '@' || c == ':' {
+			return fmt.Errorf("%w: byte 0x%02x at %d", ErrBadName, c, i)
+		}
+		if c == '.' {
+			if prevDot {
+				return fmt.Errorf("%w: empty label at %d", ErrBadName, i)
+			}
+			prevDot = true
+		} else {
+			prevDot = false
 		}
 	}
-	return Addr{Name: strings.ToLower(n), Port: port}, nil
+	if prevDot {
+		return fmt.Errorf("%w: empty last label", ErrBadName)
+	}
+	return nil
+}
+
+func lowerASCII(s string) string {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= 'A' && c <= 'Z' {
+			b := []byte(s)
+			for j := i; j < len(b); j++ {
+				if b[j] >= 'A' && b[j] <= 'Z' {
+					b[j] += 'a' - 'A'
+				}
+			}
+			return string(b)
+		}
+	}
+	return s
 }
 
 // ParseAddr parses "host:port", where host is an IP literal (IPv6 in brackets)

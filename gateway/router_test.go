@@ -263,3 +263,23 @@ func TestAddrNormalization(t *testing.T) {
 		}
 	}
 }
+
+func FuzzNameAddr(f *testing.F) {
+	for _, s := range []string{"example.com", "Example.COM.", "192.0.2.1.", "a..b", "[::1]", "\xff\xfe", "a.", "localhost"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		a, err := NameAddr(s, 80)
+		if err != nil {
+			return
+		}
+		// Normalization is idempotent and yields a valid, short name.
+		b, err := NameAddr(a.Host(), 80)
+		if err != nil || b != a {
+			t.Fatalf("%q -> %+v -> %+v, %v", s, a, b, err)
+		}
+		if a.IsName() && (len(a.Name) > MaxNameLen || CheckName(a.Name) != nil) {
+			t.Fatalf("%q -> bad name %q", s, a.Name)
+		}
+	})
+}
