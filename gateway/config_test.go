@@ -59,8 +59,8 @@ type nopFrontend struct {
 	reply string
 }
 
-func (f *nopFrontend) Name() string                                       { return f.name }
-func (f *nopFrontend) Endpoints() []Endpoint                              { return f.eps }
+func (f *nopFrontend) Name() string          { return f.name }
+func (f *nopFrontend) Endpoints() []Endpoint { return f.eps }
 func (f *nopFrontend) ServeConn(ctx context.Context, c net.Conn, _ Endpoint) {
 	b := make([]byte, 1)
 	c.Read(b)
