@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"sync"
 	"time"
 )
@@ -370,5 +371,48 @@ func (rt *Runtime) AccessLog(r AccessRecord) {
 	if rt.Metrics != nil {
 		rt.Metrics.Sessions.WithLabelValues(r.Frontend, r.Protocol, r.Command.String(), reason.Label()).Inc()
 		rt.Metrics.SessionSeconds.WithLabelValues(r.Frontend, r.Protocol).Observe(d.Seconds())
+	}
+}
+
+// RelayStream relays a client connection and a backend stream with the
+// session's limits: the stream idle timeout, the user's bandwidth limiters,
+// and byte metrics under the frontend's name. Both connections are closed
+// when it returns.
+func (rt *Runtime) RelayStream(ctx context.Context, p Principal, l *Limits, client, remote net.Conn) (RelayStats, error) {
+	up, down := rt.Tracker.Limiters(l, p.User)
+	o := RelayOptions{IdleTimeout: l.StreamIdleTimeout, UpLimit: up, DownLimit: down}
+	if rt.Metrics != nil {
+		cu := rt.Metrics.Bytes.WithLabelValues(p.Frontend, "up")
+		cd := rt.Metrics.Bytes.WithLabelValues(p.Frontend, "down")
+		o.OnBytes = func(d Direction, n int) {
+			if d == Up {
+				cu.Add(float64(n))
+			} else {
+				cd.Add(float64(n))
+			}
+		}
+	}
+	return Relay(ctx, UnwrapConn(client), UnwrapConn(remote), o)
+}
+
+// HandshakeFailed counts a failed handshake under a short reason label.
+func (rt *Runtime) HandshakeFailed(frontend, reason string) {
+	if rt.Metrics != nil {
+		rt.Metrics.HandshakeFailures.WithLabelValues(frontend, reason).Inc()
+	}
+}
+
+// AuthResult counts an authentication attempt ("success", "failure",
+// "rate_limited", "session").
+func (rt *Runtime) AuthResult(frontend, result string) {
+	if rt.Metrics != nil {
+		rt.Metrics.Auth.WithLabelValues(frontend, result).Inc()
+	}
+}
+
+// SessionActive moves the active-session gauge.
+func (rt *Runtime) SessionActive(frontend, protocol string, d float64) {
+	if rt.Metrics != nil {
+		rt.Metrics.SessionsActive.WithLabelValues(frontend, protocol).Add(d)
 	}
 }

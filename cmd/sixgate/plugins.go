@@ -1,11 +1,20 @@
 package main
 
 import (
+	"github.com/sixgate/sixgate/backends/direct"
+	"github.com/sixgate/sixgate/frontends/socks5"
 	"github.com/sixgate/sixgate/gateway"
 )
 
 // registry lists every plug-in. This is the one place that knows them all.
 func registry() *gateway.Registry {
 	r := gateway.NewRegistry()
+	r.Frontend("socks5", socks5.Plugin())
+	r.Backend("direct", gateway.BackendPlugin{
+		NewConfig: func() any { return &direct.Config{} },
+		New: func(env *gateway.Env, name string, cfg any) (gateway.Backend, error) {
+			return direct.New(name, *cfg.(*direct.Config), direct.Options{Logger: env.Log, Resolver: env.Resolver})
+		},
+	})
 	return r
 }

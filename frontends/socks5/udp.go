@@ -1,0 +1,238 @@
+package socks5
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/sixgate/sixgate/gateway"
+	s5 "github.com/sixgate/sixgate/translate/socks5"
+)
+
+// udpCounters are the per-frontend datagram series, resolved once per
+// association so the hot path does no label lookups.
+type udpCounters struct {
+	up, down, foreign, frag, bad, denied, unknown, icmp prometheus.Counter
+}
+
+func (f *Frontend) udpCounters() *udpCounters {
+	m := f.rt.Metrics
+	if m == nil {
+		return nil
+	}
+	return &udpCounters{
+		up:      m.Datagrams.WithLabelValues(f.name, "up"),
+		down:    m.Datagrams.WithLabelValues(f.name, "down"),
+		foreign: m.DatagramsDropped.WithLabelValues(f.name, "foreign_source"),
+		frag:    m.DatagramsDropped.WithLabelValues(f.name, "fragment"),
+		bad:     m.DatagramsDropped.WithLabelValues(f.name, "malformed"),
+		denied:  m.DatagramsDropped.WithLabelValues(f.name, "denied"),
+		unknown: m.DatagramsDropped.WithLabelValues(f.name, "client_unknown"),
+		icmp:    m.ICMPErrors.WithLabelValues(f.name, "not_expressible"),
+	}
+}
+
+func inc(c prometheus.Counter) {
+	if c != nil {
+		c.Inc()
+	}
+}
+
+// udpAssoc is one UDP ASSOCIATE (RFC 1928 §7): a relay socket for the
+// client, a backend association towards remote hosts, and the TCP control
+// connection whose end ends both.
+type udpAssoc struct {
+	s        *session
+	pc       *net.UDPConn
+	assoc    gateway.Association
+	clientIP netip.Addr
+	// clientPort is the client's UDP source port once known (0 before).
+	clientPort atomic.Uint32
+	last       atomic.Int64
+	c          *udpCounters
+}
+
+func (s *session) udpAssociate(ctx context.Context, want gateway.Addr) {
+	f := s.f
+	dest := want.String()
+	local, _ := netip.ParseAddrPort(s.conn.LocalAddr().String())
+	pc, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(local.Addr(), 0)))
+	if err != nil {
+		s.reply(s5.RepGeneralFailure, gateway.Addr{})
+		s.log(gateway.CmdUDP, dest, nil, gateway.RelayStats{}, err)
+		return
+	}
+	relayAP := pc.LocalAddr().(*net.UDPAddr).AddrPort()
+	f.rt.Own.Add(relayAP)
+	defer f.rt.Own.Remove(relayAP)
+	defer pc.Close()
+	assoc, route, err := f.rt.Associate(ctx, gateway.CmdUDP, &gateway.AssocRequest{Principal: s.p})
+	if err != nil {
+		s.reply(s5.ReplyForError(err), gateway.Addr{})
+		s.log(gateway.CmdUDP, dest, route, gateway.RelayStats{}, err)
+		return
+	}
+	defer assoc.Close()
+	adv := f.advertise
+	if !adv.IsValid() {
+		adv = relayAP.Addr()
+	}
+	if err := s.reply(s5.RepSucceeded, gateway.Addr{IP: adv, Port: relayAP.Port()}); err != nil {
+		s.log(gateway.CmdUDP, dest, route, gateway.RelayStats{}, err)
+		return
+	}
+	s.conn.SetDeadline(time.Time{})
+	u := &udpAssoc{s: s, pc: pc, assoc: assoc, clientIP: s.client.Addr().Unmap(), c: f.udpCounters()}
+	// A client that names its source port is held to it from the start.
+	if !want.IsName() && want.Port != 0 {
+		u.clientPort.Store(uint32(want.Port))
+	}
+	u.last.Store(time.Now().UnixNano())
+	var st gateway.RelayStats
+	done := make(chan struct{}, 2)
+	go func() { st.Up = u.clientToRemote(); done <- struct{}{} }()
+	go func() { st.Down = u.remoteToClient(); done <- struct{}{} }()
+	err = u.control(ctx, done)
+	pc.Close()
+	assoc.Close()
+	<-done
+	<-done
+	s.log(gateway.CmdUDP, dest, route, st, err)
+}
+
+// control waits for the TCP control connection to end (the association dies
+// with it), a relay direction to fail, ctx to end, or the idle timeout.
+func (u *udpAssoc) control(ctx context.Context, done <-chan struct{}) error {
+	idle := u.s.f.limits.AssocIdleTimeout
+	stop := context.AfterFunc(ctx, func() { u.s.conn.SetReadDeadline(time.Unix(1, 0)) })
+	defer stop()
+	var buf [512]byte
+	for {
+		if idle > 0 {
+			u.s.conn.SetReadDeadline(time.Unix(0, u.last.Load()).Add(idle))
+		}
+		_, err := u.s.conn.Read(buf[:])
+		if err == nil {
+			continue // RFC 1928 defines nothing more on the control connection
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			if time.Since(time.Unix(0, u.last.Load())) >= idle {
+				return gateway.ErrIdle
+			}
+			continue
+		}
+		select {
+		case <-done:
+		default:
+		}
+		return nil
+	}
+}
+
+// clientToRemote relays the client's datagrams: only from the client's IP
+// (and, once known, port), whole datagrams only (FRAG = 0).
+func (u *udpAssoc) clientToRemote() (bytes int64) {
+	buf := make([]byte, 65536)
+	for {
+		n, from, err := u.pc.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			if isTransient(err) {
+				continue
+			}
+			return bytes
+		}
+		if from.Addr().Unmap() != u.clientIP {
+			inc(u.c.foreign)
+			continue
+		}
+		if p := u.clientPort.Load(); p != 0 && uint32(from.Port()) != p {
+			inc(u.c.foreign)
+			continue
+		} else if p == 0 {
+			u.clientPort.CompareAndSwap(0, uint32(from.Port()))
+			if uint32(from.Port()) != u.clientPort.Load() {
+				inc(u.c.foreign)
+				continue
+			}
+		}
+		h, payload, err := s5.ParseUDPHeader(buf[:n])
+		if err != nil {
+			inc(u.c.bad)
+			continue
+		}
+		if h.Frag != 0 {
+			inc(u.c.frag)
+			continue
+		}
+		u.last.Store(time.Now().UnixNano())
+		if err := u.assoc.WriteTo(payload, h.Addr, gateway.DatagramMeta{}); err != nil {
+			if gateway.ReasonOf(err) == gateway.ReasonNotAllowed {
+				inc(u.c.denied)
+			}
+			continue
+		}
+		inc(u.c.up)
+		bytes += int64(len(payload))
+	}
+}
+
+// remoteToClient relays datagrams from remote hosts to the client with a
+// SOCKS 5 UDP header. ICMP errors cannot be expressed in SOCKS 5: they are
+// counted and logged, and the association goes on.
+func (u *udpAssoc) remoteToClient() (bytes int64) {
+	buf := make([]byte, s5.MaxUDPHeaderLen+65536)
+	for {
+		pkt, err := u.assoc.ReadFrom(buf[s5.MaxUDPHeaderLen:])
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) || !isTransient(err) {
+				u.s.conn.Close()
+				return bytes
+			}
+			continue
+		}
+		if pkt.Kind == gateway.PacketICMP {
+			inc(u.c.icmp)
+			u.s.f.log.Debug("icmp error not expressible in socks5", "client", u.s.client, "type", pkt.ICMP.Type, "code", pkt.ICMP.Code, "dest", pkt.ICMP.Dest)
+			continue
+		}
+		port := u.clientPort.Load()
+		if port == 0 {
+			inc(u.c.unknown)
+			continue
+		}
+		h := s5.UDPHeader{Addr: pkt.From}
+		start := s5.MaxUDPHeaderLen - h.Len()
+		if _, err := h.Append(buf[start:start]); err != nil {
+			inc(u.c.bad)
+			continue
+		}
+		u.last.Store(time.Now().UnixNano())
+		to := netip.AddrPortFrom(u.clientIP, uint16(port))
+		if _, err := u.pc.WriteToUDPAddrPort(buf[start:s5.MaxUDPHeaderLen+pkt.N], to); err != nil && !isTransient(err) {
+			return bytes
+		}
+		inc(u.c.down)
+		bytes += int64(pkt.N)
+	}
+}
+
+// isTransient reports errors a UDP socket survives (ICMP-induced
+// ECONNREFUSED and friends, buffer pressure).
+func isTransient(err error) bool {
+	if errors.Is(err, net.ErrClosed) {
+		return false
+	}
+	var oe *net.OpError
+	if errors.As(err, &oe) && (oe.Timeout() || errors.Is(oe.Err, os.ErrDeadlineExceeded)) {
+		return false
+	}
+	return !errors.Is(err, context.Canceled)
+}
