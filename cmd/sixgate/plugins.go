@@ -10,11 +10,6 @@ import (
 func registry() *gateway.Registry {
 	r := gateway.NewRegistry()
 	r.Frontend("socks5", socks5.Plugin())
-	r.Backend("direct", gateway.BackendPlugin{
-		NewConfig: func() any { return &direct.Config{} },
-		New: func(env *gateway.Env, name string, cfg any) (gateway.Backend, error) {
-			return direct.New(name, *cfg.(*direct.Config), direct.Options{Logger: env.Log, Resolver: env.Resolver})
-		},
-	})
+	r.Backend("direct", direct.Plugin())
 	return r
 }

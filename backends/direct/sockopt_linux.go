@@ -1,0 +1,191 @@
+//go:build linux
+
+package direct
+
+import (
+	"errors"
+	"net"
+	"os"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/sixgate/sixgate/gateway"
+)
+
+// haveTFO reports whether TCP Fast Open (TCP_FASTOPEN_CONNECT) can be asked
+// for on this OS.
+const haveTFO = true
+
+// TCP states and TCP_INFO option bits from include/net/tcp_states.h and
+// include/uapi/linux/tcp.h that x/sys/unix does not name.
+const (
+	tcpEstablished = 1
+	tcpSynSent     = 2
+	tcpCloseWait   = 8
+	tcpiOptSynData = 0x20
+)
+
+// applyIPOptions sets TOS, TTL and DF on a TCP socket of the given family and
+// records each wanted option's outcome in o with the value read back from the
+// socket. A value the kernel rejects leaves the option Declined with the value
+// still in effect.
+func applyIPOptions(fd uintptr, v6 bool, o *gateway.StackOptions) {
+	s := int(fd)
+	level, tosOpt, ttlOpt := unix.IPPROTO_IP, unix.IP_TOS, unix.IP_TTL
+	if v6 {
+		level, tosOpt, ttlOpt = unix.IPPROTO_IPV6, unix.IPV6_TCLASS, unix.IPV6_UNICAST_HOPS
+	}
+	if o.TOS.Pending() {
+		err := unix.SetsockoptInt(s, level, tosOpt, int(o.TOS.Value))
+		v, gerr := unix.GetsockoptInt(s, level, tosOpt)
+		record(&o.TOS, uint8(v), err, gerr)
+	}
+	if o.TTL.Pending() {
+		var err error = unix.EINVAL // TTL 0 is not a valid hop limit
+		if o.TTL.Value != 0 {
+			err = unix.SetsockoptInt(s, level, ttlOpt, int(o.TTL.Value))
+		}
+		v, gerr := unix.GetsockoptInt(s, level, ttlOpt)
+		record(&o.TTL, uint8(v), err, gerr)
+	}
+	if o.DF.Pending() {
+		var err, gerr error
+		var df bool
+		if v6 {
+			on := 0
+			if o.DF.Value {
+				on = 1
+			}
+			err = unix.SetsockoptInt(s, unix.IPPROTO_IPV6, unix.IPV6_DONTFRAG, on)
+			if err == nil && o.DF.Value {
+				// Also make path MTU discovery strict, as IP_PMTUDISC_DO
+				// does for IPv4.
+				err = unix.SetsockoptInt(s, unix.IPPROTO_IPV6, unix.IPV6_MTU_DISCOVER, unix.IPV6_PMTUDISC_DO)
+			}
+			var v int
+			v, gerr = unix.GetsockoptInt(s, unix.IPPROTO_IPV6, unix.IPV6_DONTFRAG)
+			df = v != 0
+		} else {
+			mode := unix.IP_PMTUDISC_DONT
+			if o.DF.Value {
+				mode = unix.IP_PMTUDISC_DO
+			}
+			err = unix.SetsockoptInt(s, unix.IPPROTO_IP, unix.IP_MTU_DISCOVER, mode)
+			var v int
+			v, gerr = unix.GetsockoptInt(s, unix.IPPROTO_IP, unix.IP_MTU_DISCOVER)
+			df = v == unix.IP_PMTUDISC_DO || v == unix.IP_PMTUDISC_PROBE
+		}
+		record(&o.DF, df, err, gerr)
+	}
+}
+
+// record sets an option's outcome from the setsockopt error setErr and the
+// value v read back (valid when getErr is nil): Applied with v, or with the
+// requested value when the socket cannot read it back; Declined with the
+// value in effect when the kernel refused the value; Unsupported when the
+// socket knows neither (an MPTCP socket supports fewer options).
+func record[T comparable](o *gateway.Opt[T], v T, setErr, getErr error) {
+	switch {
+	case setErr == nil && getErr == nil:
+		o.Apply(v)
+	case setErr == nil:
+		o.Apply(o.Value)
+	case getErr == nil && !unsupportedOpt(setErr):
+		o.Decline(v)
+	default:
+		o.Unsupport()
+	}
+}
+
+func unsupportedOpt(err error) bool {
+	return errors.Is(err, unix.ENOPROTOOPT) || errors.Is(err, unix.EOPNOTSUPP)
+}
+
+// setFastOpenConnect turns on TCP_FASTOPEN_CONNECT so that the first write
+// goes out in the SYN, and reports whether the option reads back as set.
+func setFastOpenConnect(fd uintptr) bool {
+	if unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_FASTOPEN_CONNECT, 1) != nil {
+		return false
+	}
+	v, err := unix.GetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_FASTOPEN_CONNECT)
+	return err == nil && v == 1
+}
+
+// setBindNoPort defers the choice of the source port to connect(2) when the
+// source address is bound, so a busy source address does not run out of
+// ephemeral ports for bind(2). Failure is harmless.
+func setBindNoPort(fd uintptr) {
+	_ = unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_BIND_ADDRESS_NO_PORT, 1)
+}
+
+// setBacklog changes the accept queue length of a listening socket and
+// returns the length in effect (the kernel caps it at net.core.somaxconn).
+func setBacklog(c syscall.RawConn, n int) (int, error) {
+	var got int
+	var err error
+	cerr := c.Control(func(fd uintptr) {
+		if err = unix.Listen(int(fd), n); err != nil {
+			return
+		}
+		var info *unix.TCPInfo
+		if info, err = unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO); err == nil {
+			got = int(info.Sacked) // sk_max_ack_backlog for a listener
+		}
+	})
+	if cerr != nil {
+		return 0, cerr
+	}
+	return got, err
+}
+
+// isMPTCP reports whether a socket is a Multipath TCP socket.
+func isMPTCP(c syscall.RawConn) bool {
+	var proto int
+	var err error
+	if cerr := c.Control(func(fd uintptr) {
+		proto, err = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_PROTOCOL)
+	}); cerr != nil || err != nil {
+		return false
+	}
+	return proto == unix.IPPROTO_MPTCP
+}
+
+// waitEstablished waits until a connection whose SYN may still be in flight
+// (TCP Fast Open defers connect(2) to the first write) is established, and
+// returns the connection error if the handshake failed. It honours the write
+// deadline of conn.
+func waitEstablished(conn *net.TCPConn) (synData bool, err error) {
+	rc, err := conn.SyscallConn()
+	if err != nil {
+		return false, err
+	}
+	var serr error
+	werr := rc.Write(func(fd uintptr) bool {
+		info, err := unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO)
+		if err != nil {
+			serr = err
+			return true
+		}
+		if info.State == tcpSynSent {
+			return false // wait for EPOLLOUT (established) or EPOLLERR
+		}
+		if info.State != tcpEstablished && info.State != tcpCloseWait {
+			serr = unix.ECONNRESET
+			if e, err := unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_ERROR); err == nil && e != 0 {
+				serr = syscall.Errno(e)
+			}
+			return true
+		}
+		synData = info.Options&tcpiOptSynData != 0
+		return true
+	})
+	if werr != nil {
+		return false, werr
+	}
+	if serr != nil {
+		return false, &net.OpError{Op: "dial", Net: "tcp", Source: conn.LocalAddr(), Addr: conn.RemoteAddr(),
+			Err: os.NewSyscallError("connect", serr)}
+	}
+	return synData, nil
+}

@@ -1,0 +1,43 @@
+//go:build !linux
+
+package direct
+
+import (
+	"net"
+	"syscall"
+
+	"github.com/sixgate/sixgate/gateway"
+)
+
+// haveTFO reports whether TCP Fast Open can be asked for on this OS.
+const haveTFO = false
+
+// applyIPOptions marks TOS, TTL and DF unsupported: only the Linux build
+// knows how to set and read them back.
+func applyIPOptions(fd uintptr, v6 bool, o *gateway.StackOptions) {
+	if o.TOS.Pending() {
+		o.TOS.Unsupport()
+	}
+	if o.TTL.Pending() {
+		o.TTL.Unsupport()
+	}
+	if o.DF.Pending() {
+		o.DF.Unsupport()
+	}
+}
+
+// setFastOpenConnect is never called where haveTFO is false.
+func setFastOpenConnect(fd uintptr) bool { return false }
+
+// setBindNoPort does nothing outside Linux.
+func setBindNoPort(fd uintptr) {}
+
+// setBacklog cannot change or read the accept queue length outside Linux;
+// the backend's own queueing still takes peers one by one, so it reports n.
+func setBacklog(c syscall.RawConn, n int) (int, error) { return n, nil }
+
+// isMPTCP reports false: Multipath TCP is Linux-only in Go.
+func isMPTCP(c syscall.RawConn) bool { return false }
+
+// waitEstablished is never needed without TCP Fast Open.
+func waitEstablished(conn *net.TCPConn) (synData bool, err error) { return false, nil }
