@@ -15,6 +15,8 @@ const (
 	CmdBind
 	CmdUDP
 	CmdTURNAllocate
+	// CmdNoop is SOCKS 6 NOOP (session bookkeeping only); it never routes.
+	CmdNoop
 )
 
 // AllCommands matches every command.
@@ -40,6 +42,12 @@ func (c Command) String() string {
 		if v == c {
 			return n
 		}
+	}
+	switch c {
+	case CmdNoop:
+		return "noop"
+	case 0:
+		return "unknown"
 	}
 	return fmt.Sprintf("commands(%#x)", uint8(c))
 }

@@ -30,8 +30,10 @@ type Env struct {
 	Resolver Resolver
 	Own      *OwnAddrs
 	Tracker  *Tracker
-	Users    map[string]*UserSet
-	Limits   Limits
+	// State keeps plug-in state across reloads.
+	State  *StateStore
+	Users  map[string]*UserSet
+	Limits Limits
 	// Via is the backend a backend reaches its server through (backends
 	// only); nil means plain sockets.
 	Via Backend
@@ -58,6 +60,7 @@ type Runtime struct {
 	Resolver  Resolver
 	Own       *OwnAddrs
 	Tracker   *Tracker
+	State     *StateStore
 
 	holdMu  sync.Mutex
 	holds   int
@@ -73,6 +76,7 @@ type Deps struct {
 	Resolver Resolver
 	Own      *OwnAddrs
 	Tracker  *Tracker
+	State    *StateStore
 	Registry *Registry
 }
 
@@ -88,12 +92,16 @@ func Build(cfg *Config, d Deps) (rt *Runtime, err error) {
 	if d.Tracker == nil {
 		d.Tracker = NewTracker()
 	}
+	if d.State == nil {
+		d.State = NewStateStore()
+	}
 	if d.Resolver == nil {
 		d.Resolver = NewResolver(cfg.Resolver)
 	}
 	rt = &Runtime{
 		Config: cfg, Backends: map[string]Backend{}, Users: cfg.Users, Limits: cfg.Limits,
 		Log: d.Log, Metrics: d.Metrics, Clock: d.Clock, Resolver: d.Resolver, Own: d.Own, Tracker: d.Tracker,
+		State: d.State,
 	}
 	defer func() {
 		if err != nil {
@@ -159,7 +167,7 @@ func Build(cfg *Config, d Deps) (rt *Runtime, err error) {
 
 func (rt *Runtime) env(reg *Registry) *Env {
 	return &Env{Log: rt.Log, Metrics: rt.Metrics, Clock: rt.Clock, Resolver: rt.Resolver, Own: rt.Own,
-		Tracker: rt.Tracker, Users: rt.Users, Limits: rt.Limits, Registry: reg}
+		Tracker: rt.Tracker, State: rt.State, Users: rt.Users, Limits: rt.Limits, Registry: reg}
 }
 
 func mapKeys[V any](m map[string]V) map[string]bool {

@@ -64,7 +64,7 @@ func NewServer(o ServerOptions) *Server {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Server{
 		log: o.Log, level: o.Level, metrics: o.Metrics, registry: o.Registry,
-		deps:      Deps{Log: o.Log, Metrics: o.Metrics, Clock: o.Clock, Resolver: o.Resolver, Own: own, Tracker: tr, Registry: o.Registry},
+		deps:      Deps{Log: o.Log, Metrics: o.Metrics, Clock: o.Clock, Resolver: o.Resolver, Own: own, Tracker: tr, State: NewStateStore(), Registry: o.Registry},
 		ctx:       ctx,
 		cancel:    cancel,
 		listeners: newListeners(o.Log, own, tr, o.Metrics),

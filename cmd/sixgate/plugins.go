@@ -3,6 +3,7 @@ package main
 import (
 	"github.com/sixgate/sixgate/backends/direct"
 	"github.com/sixgate/sixgate/frontends/socks5"
+	"github.com/sixgate/sixgate/frontends/socks6"
 	"github.com/sixgate/sixgate/gateway"
 )
 
@@ -10,6 +11,7 @@ import (
 func registry() *gateway.Registry {
 	r := gateway.NewRegistry()
 	r.Frontend("socks5", socks5.Plugin())
+	r.Frontend("socks6", socks6.Plugin())
 	r.Backend("direct", direct.Plugin())
 	return r
 }
