@@ -81,12 +81,20 @@ var listenRE = regexp.MustCompile(`msg=listening endpoint="?([^"]+?)"? addr=(\S+
 // ends; it returns once every listener is bound.
 func startGateway(t testing.TB, cfg string) *gatewayProc {
 	t.Helper()
+	return startGatewayCmd(t, cfg, nil)
+}
+
+// startGatewayCmd is startGateway with a command prefix (for example
+// "ip netns exec NAME" to run the gateway inside a network namespace).
+func startGatewayCmd(t testing.TB, cfg string, prefix []string) *gatewayProc {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "gateway.hcl")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	g := &gatewayProc{t: t, cfg: path, addrs: map[string]string{}, exited: make(chan struct{})}
-	g.cmd = exec.Command(binPath, "run", "--config", path)
+	argv := append(append([]string{}, prefix...), binPath, "run", "--config", path)
+	g.cmd = exec.Command(argv[0], argv[1:]...)
 	stderr, err := g.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
