@@ -50,7 +50,11 @@ func AddrFromNet(a net.Addr) Addr {
 // ASCII letters are lower-cased. It fails for a name CheckName refuses.
 func NameAddr(name string, port uint16) (Addr, error) {
 	n := strings.TrimSuffix(name, ".")
-	if ip, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(n, "["), "]")); err == nil {
+	if looksLikeIP(n) {
+		ip, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(n, "["), "]"))
+		if err != nil {
+			return Addr{}, fmt.Errorf("%w: %q is not a valid IP literal", ErrBadName, name)
+		}
 		if ip.Zone() != "" {
 			return Addr{}, fmt.Errorf("%w: zone in %q", ErrBadName, name)
 		}
@@ -60,6 +64,20 @@ func NameAddr(name string, port uint16) (Addr, error) {
 		return Addr{}, err
 	}
 	return Addr{Name: lowerASCII(n), Port: port}, nil
+}
+
+// looksLikeIP reports whether n can only be meant as an IP literal: it
+// holds a colon, or only digits and dots (no host name is all-numeric).
+func looksLikeIP(n string) bool {
+	if strings.ContainsRune(n, ':') {
+		return true
+	}
+	for i := 0; i < len(n); i++ {
+		if c := n[i]; c != '.' && (c < '0' || c > '9') {
+			return false
+		}
+	}
+	return n != ""
 }
 
 // CheckName reports whether n (without a trailing dot) can be a host name
