@@ -3,6 +3,7 @@ package gateway
 import (
 	"errors"
 	"syscall"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -82,4 +83,33 @@ func recordOpt[T comparable](o *Opt[T], v T, setErr, getErr error) {
 	default:
 		o.Unsupport()
 	}
+}
+
+// AppendIPCmsg appends control messages that set the TTL (hop limit) and
+// the TOS (traffic class) of one outgoing datagram; a negative value leaves
+// that field alone. It is for sendmsg on a UDP socket of the given family.
+func AppendIPCmsg(oob []byte, v6 bool, ttl, tos int) []byte {
+	level, ttlType, tosType := unix.IPPROTO_IP, unix.IP_TTL, unix.IP_TOS
+	if v6 {
+		level, ttlType, tosType = unix.IPPROTO_IPV6, unix.IPV6_HOPLIMIT, unix.IPV6_TCLASS
+	}
+	if ttl >= 0 {
+		oob = appendIntCmsg(oob, level, ttlType, ttl)
+	}
+	if tos >= 0 {
+		oob = appendIntCmsg(oob, level, tosType, tos)
+	}
+	return oob
+}
+
+func appendIntCmsg(oob []byte, level, typ, v int) []byte {
+	start := len(oob)
+	space := unix.CmsgSpace(4)
+	oob = append(oob, make([]byte, space)...)
+	h := (*unix.Cmsghdr)(unsafe.Pointer(&oob[start]))
+	h.Level = int32(level)
+	h.Type = int32(typ)
+	h.SetLen(unix.CmsgLen(4))
+	*(*int32)(unsafe.Pointer(&oob[start+unix.CmsgLen(0)])) = int32(v)
+	return oob
 }

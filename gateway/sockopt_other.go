@@ -17,3 +17,6 @@ func ApplyConnIPOptions(c syscall.Conn, v6 bool, o *StackOptions) error {
 	ApplyIPOptions(0, v6, o)
 	return nil
 }
+
+// AppendIPCmsg returns oob unchanged on this OS.
+func AppendIPCmsg(oob []byte, v6 bool, ttl, tos int) []byte { return oob }

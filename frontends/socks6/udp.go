@@ -2,28 +2,502 @@ package socks6
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
+	"io"
 	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sixgate/sixgate/gateway"
 	s6 "github.com/sixgate/sixgate/translate/socks6"
 )
 
-// udpRelay is the frontend's UDP relay state: associations by ID, shared by
-// the UDP and DTLS relay endpoints. It lives in the gateway's StateStore.
-type udpRelay struct{}
-
-func newUDPRelay() *udpRelay { return &udpRelay{} }
-
-// udpAssociate is not carried yet.
-func (cn *conn) udpAssociate(ctx context.Context) {
-	err := gateway.NewError(gateway.ReasonCommandNotSupported, "socks6", errors.New("udp associate"))
-	cn.opReply(s6.ReplyCommandNotSupported, gateway.Addr{}, nil)
-	cn.log(gateway.CmdUDP, nil, gateway.RelayStats{}, err)
+// udpRelay holds the frontend's UDP associations by ID. It lives in the
+// gateway's StateStore, so associations survive a reload and the relay
+// endpoints of the new frontend find them.
+type udpRelay struct {
+	mu   sync.RWMutex
+	byID map[s6.AssocID]*association
 }
 
-// ServePacket serves the UDP relay endpoint.
+func newUDPRelay() *udpRelay { return &udpRelay{byID: map[s6.AssocID]*association{}} }
+
+// add registers a with a fresh random ID.
+func (r *udpRelay) add(a *association) error {
+	for range 8 {
+		if _, err := rand.Read(a.id[:]); err != nil {
+			return err
+		}
+		r.mu.Lock()
+		if _, taken := r.byID[a.id]; !taken {
+			r.byID[a.id] = a
+			r.mu.Unlock()
+			return nil
+		}
+		r.mu.Unlock()
+	}
+	return errors.New("socks6: no free association id")
+}
+
+func (r *udpRelay) get(id s6.AssocID) *association {
+	r.mu.RLock()
+	a := r.byID[id]
+	r.mu.RUnlock()
+	return a
+}
+
+func (r *udpRelay) remove(a *association) {
+	r.mu.Lock()
+	if r.byID[a.id] == a {
+		delete(r.byID, a.id)
+	}
+	r.mu.Unlock()
+}
+
+// channel is what an association's ID is mapped to (§8.5).
+type channel uint32
+
+const (
+	chanNone channel = iota
+	chanTCP
+	chanUDP
+	chanDTLS
+)
+
+// tcpQueueLen bounds the messages waiting to be written on a control
+// connection; datagrams beyond it are dropped and counted.
+const tcpQueueLen = 256
+
+// headRoom is the room kept before a payload for its Datagram header.
+const headRoom = s6.MaxDatagramHeaderLen
+
+// association is one UDP ASSOCIATE: the client's control connection, the
+// mapped data channel, and the backend's association towards remote hosts.
+type association struct {
+	id       s6.AssocID
+	f        *Frontend
+	cn       *conn
+	assoc    gateway.Association
+	clientIP netip.Addr
+	icmp     bool // the client opted in to Error messages
+	ttl, tos int  // client–proxy leg, per datagram on UDP (-1 = default)
+	c        *assocCounters
+
+	mapped channel32
+	// The mapping, written once before mapped is set.
+	udpPeer  netip.AddrPort
+	udpLocal netip.Addr
+	udpEP    *udpEndpoint
+	dtls     net.Conn
+	mapMu    sync.Mutex
+
+	tcpQ      chan []byte
+	last      atomic.Int64
+	done      chan struct{}
+	closeOnce sync.Once
+}
+
+type channel32 struct{ v atomic.Uint32 }
+
+func (c *channel32) load() channel { return channel(c.v.Load()) }
+
+type assocCounters struct {
+	up, down, unknownClient, denied, queueFull, wrongChannel, foreign, malformed prometheus.Counter
+	icmpReported, icmpNotOpted, icmpNotReported                                  prometheus.Counter
+}
+
+func (f *Frontend) assocCounters() *assocCounters {
+	m := f.rt.Metrics
+	if m == nil {
+		return nil
+	}
+	d := func(r string) prometheus.Counter { return m.DatagramsDropped.WithLabelValues(f.name, r) }
+	i := func(r string) prometheus.Counter { return m.ICMPErrors.WithLabelValues(f.name, r) }
+	return &assocCounters{
+		up: m.Datagrams.WithLabelValues(f.name, "up"), down: m.Datagrams.WithLabelValues(f.name, "down"),
+		unknownClient: d("client_unknown"), denied: d("denied"), queueFull: d("queue_full"),
+		wrongChannel: d("wrong_channel"), foreign: d("foreign_source"), malformed: d("malformed"),
+		icmpReported: i("reported"), icmpNotOpted: i("not_opted_in"), icmpNotReported: i("not_reported"),
+	}
+}
+
+func count(c *assocCounters, pick func(*assocCounters) prometheus.Counter) {
+	if c != nil {
+		pick(c).Inc()
+	}
+}
+
+// relayCounters are the frontend-level drops that happen before an
+// association is known.
+func (f *Frontend) dropped(reason string) {
+	if m := f.rt.Metrics; m != nil {
+		m.DatagramsDropped.WithLabelValues(f.name, reason).Inc()
+	}
+}
+
+var msgPool = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
+
+// udpAssociate serves UDP ASSOCIATE (§8): Operation Reply with the
+// backend's remote-facing address, Association Initialization, then the
+// first Datagram maps the ID to its channel (this TCP connection, a UDP
+// 5-tuple or a DTLS connection) and is confirmed on TCP. The association
+// lives as long as this connection.
+func (cn *conn) udpAssociate(ctx context.Context) {
+	f := cn.f
+	legs := s6.SplitStack(&cn.req, f.dialect)
+	a := &association{f: f, cn: cn, clientIP: cn.client.Addr(), ttl: -1, tos: -1, c: f.assocCounters(),
+		tcpQ: make(chan []byte, tcpQueueLen), done: make(chan struct{})}
+	cn.udpClientLeg(&legs, a)
+	b, route, err := f.rt.Associate(ctx, gateway.CmdUDP, &gateway.AssocRequest{Bind: cn.req.Addr, Options: legs.Remote, Principal: cn.p})
+	if err != nil {
+		cn.opReply(s6.ReplyCodeForError(err), gateway.Addr{}, nil)
+		cn.log(gateway.CmdUDP, route, gateway.RelayStats{}, err)
+		return
+	}
+	a.assoc = b
+	legs.Remote = b.Options()
+	a.icmp = legs.Remote.UDPError.Outcome == gateway.Applied && legs.Remote.UDPError.Value
+	bound, known := b.RelayAddr()
+	if !known {
+		bound = gateway.Addr{}
+	}
+	if err := f.udp.add(a); err != nil {
+		b.Close()
+		cn.opReply(s6.ReplyGeneralFailure, gateway.Addr{}, nil)
+		cn.log(gateway.CmdUDP, route, gateway.RelayStats{}, err)
+		return
+	}
+	reply := appendOpReply(make([]byte, 0, 96), s6.ReplySuccess, bound, legs.Echo(f.dialect), f.dialect)
+	reply = s6.AppendAssocInit(reply, a.id)
+	cn.c.SetDeadline(time.Time{})
+	if _, err := cn.c.Write(reply); err != nil {
+		a.close()
+		cn.log(gateway.CmdUDP, route, gateway.RelayStats{}, err)
+		return
+	}
+	a.last.Store(time.Now().UnixNano())
+	var st gateway.RelayStats
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); a.writeTCP() }()
+	go func() { defer wg.Done(); st.Down = a.fromRemote() }()
+	up, err := a.control(ctx)
+	a.close()
+	wg.Wait()
+	st.Up = up
+	cn.log(gateway.CmdUDP, route, st, err)
+}
+
+// udpClientLeg handles the client–proxy leg of a UDP association: TTL and
+// TOS apply to the control connection and, per datagram, to what the shared
+// relay socket sends this client; DF cannot be set per association on a
+// shared socket and is declined.
+func (cn *conn) udpClientLeg(legs *s6.Legs, a *association) {
+	want := legs.Client
+	if sc, ok := rawSocket(cn.c); ok {
+		gateway.ApplyConnIPOptions(sc, cn.client.Addr().Is6(), &legs.Client)
+	}
+	if want.TTL.Wanted() && legs.Client.TTL.Outcome == gateway.Applied {
+		a.ttl = int(legs.Client.TTL.Value)
+	}
+	if want.TOS.Wanted() && legs.Client.TOS.Outcome == gateway.Applied {
+		a.tos = int(legs.Client.TOS.Value)
+	}
+	if want.DF.Wanted() {
+		legs.Client.DF = want.DF
+		legs.Client.DF.Decline(false)
+	}
+	legs.Client.UnsupportPending()
+}
+
+// control reads the control connection: Datagrams over TCP, the end of the
+// connection, the first-datagram timeout and the idle timeout.
+func (a *association) control(ctx context.Context) (int64, error) {
+	c := a.cn.c
+	l := &a.f.limits
+	stop := context.AfterFunc(ctx, func() { c.SetReadDeadline(time.Unix(1, 0)) })
+	defer stop()
+	start := time.Now()
+	buf := make([]byte, s6.MaxUDPMessageLen)
+	var up int64
+	for {
+		switch {
+		case a.mapped.load() == chanNone && l.FirstDatagramTimeout > 0:
+			c.SetReadDeadline(start.Add(l.FirstDatagramTimeout))
+		case l.AssocIdleTimeout > 0:
+			c.SetReadDeadline(time.Unix(0, a.last.Load()).Add(l.AssocIdleTimeout))
+		}
+		m, err := s6.ReadUDPMessage(c, buf)
+		if err != nil {
+			switch {
+			case ctx.Err() != nil:
+				return up, context.Cause(ctx)
+			case errors.Is(err, os.ErrDeadlineExceeded):
+				if a.mapped.load() == chanNone && l.FirstDatagramTimeout > 0 && time.Since(start) >= l.FirstDatagramTimeout {
+					return up, gateway.NewError(gateway.ReasonTimeout, "socks6: udp", errors.New("no first datagram"))
+				}
+				if a.mapped.load() != chanNone && l.AssocIdleTimeout > 0 && time.Since(time.Unix(0, a.last.Load())) >= l.AssocIdleTimeout {
+					return up, gateway.ErrIdle
+				}
+				continue
+			case errors.Is(err, s6.ErrShort), errors.Is(err, s6.ErrVersion), errors.Is(err, s6.ErrBadLength), errors.Is(err, s6.ErrMessageType):
+				// The stream is no longer delimited: end the association.
+				count(a.c, func(c *assocCounters) prometheus.Counter { return c.malformed })
+				return up, err
+			default:
+				select {
+				case <-a.done:
+					return up, nil
+				default:
+				}
+				if errors.Is(err, net.ErrClosed) {
+					return up, nil
+				}
+				return up, ignoreEOF(err)
+			}
+		}
+		if m.Type != s6.UDPDatagram || m.Assoc != a.id {
+			count(a.c, func(c *assocCounters) prometheus.Counter { return c.wrongChannel })
+			continue
+		}
+		if a.mapped.load() == chanNone && a.mapTo(chanTCP, netip.AddrPort{}, netip.Addr{}, nil, nil) {
+			a.enqueue(s6.AppendAssocConfirm(nil, a.id), true)
+		}
+		if a.mapped.load() != chanTCP {
+			count(a.c, func(c *assocCounters) prometheus.Counter { return c.wrongChannel })
+			continue
+		}
+		up += a.fromClient(&m)
+	}
+}
+
+func ignoreEOF(err error) error {
+	if err == nil || errors.Is(err, net.ErrClosed) || errors.Is(err, io.EOF) {
+		return nil
+	}
+	return err
+}
+
+// mapTo fixes the association's channel if it has none; it reports whether
+// this call did.
+func (a *association) mapTo(ch channel, peer netip.AddrPort, local netip.Addr, ep *udpEndpoint, dc net.Conn) bool {
+	a.mapMu.Lock()
+	defer a.mapMu.Unlock()
+	if a.mapped.load() != chanNone {
+		return false
+	}
+	a.udpPeer, a.udpLocal, a.udpEP, a.dtls = peer, local, ep, dc
+	a.mapped.v.Store(uint32(ch))
+	return true
+}
+
+// fromClient relays one client Datagram to its destination and returns the
+// payload bytes relayed. The receive-first empty Datagram only maps.
+func (a *association) fromClient(m *s6.UDPMessage) int64 {
+	if m.IsReceiveFirst() {
+		return 0
+	}
+	a.last.Store(time.Now().UnixNano())
+	if err := a.assoc.WriteTo(m.Payload, m.Addr, gateway.DatagramMeta{}); err != nil {
+		if gateway.ReasonOf(err) == gateway.ReasonNotAllowed {
+			count(a.c, func(c *assocCounters) prometheus.Counter { return c.denied })
+		}
+		return 0
+	}
+	count(a.c, func(c *assocCounters) prometheus.Counter { return c.up })
+	return int64(len(m.Payload))
+}
+
+// fromRemote relays datagrams and ICMP errors from the backend to the
+// client's mapped channel.
+func (a *association) fromRemote() (down int64) {
+	buf := make([]byte, headRoom+s6.MaxUDPMessageLen)
+	var ebuf [64]byte
+	for {
+		pkt, err := a.assoc.ReadFrom(buf[headRoom:])
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				a.close()
+				return down
+			}
+			select {
+			case <-a.done:
+				return down
+			default:
+				continue
+			}
+		}
+		if pkt.Kind == gateway.PacketICMP {
+			if !a.icmp {
+				count(a.c, func(c *assocCounters) prometheus.Counter { return c.icmpNotOpted })
+				continue
+			}
+			msg, ok := s6.ErrorMessageFor(a.id, pkt.ICMP)
+			if !ok {
+				count(a.c, func(c *assocCounters) prometheus.Counter { return c.icmpNotReported })
+				continue
+			}
+			b, err := s6.AppendUDPMessage(ebuf[:0], &msg)
+			if err == nil && a.toClient(b) {
+				count(a.c, func(c *assocCounters) prometheus.Counter { return c.icmpReported })
+			}
+			continue
+		}
+		hl, err := s6.DatagramHeaderLen(pkt.From)
+		if err != nil {
+			continue
+		}
+		start := headRoom - hl
+		if _, err := s6.PutDatagramHeader(buf[start:headRoom], a.id, pkt.From, pkt.N); err != nil {
+			continue
+		}
+		a.last.Store(time.Now().UnixNano())
+		if a.toClient(buf[start : headRoom+pkt.N]) {
+			count(a.c, func(c *assocCounters) prometheus.Counter { return c.down })
+			down += int64(pkt.N)
+		}
+	}
+}
+
+// toClient sends one message on the mapped channel; it reports whether it
+// was sent (or queued).
+func (a *association) toClient(b []byte) bool {
+	switch a.mapped.load() {
+	case chanUDP:
+		return a.udpEP.writeTo(b, a.udpPeer, a.udpLocal, a.ttl, a.tos) == nil
+	case chanTCP:
+		return a.enqueue(b, false)
+	case chanDTLS:
+		a.dtls.SetWriteDeadline(time.Now().Add(time.Second))
+		_, err := a.dtls.Write(b)
+		return err == nil
+	}
+	count(a.c, func(c *assocCounters) prometheus.Counter { return c.unknownClient })
+	return false
+}
+
+// enqueue copies b into the control connection's write queue. Datagrams are
+// dropped (and counted) when the queue is full; control messages wait.
+func (a *association) enqueue(b []byte, control bool) bool {
+	p := msgPool.Get().(*[]byte)
+	*p = append((*p)[:0], b...)
+	if control {
+		select {
+		case a.tcpQ <- *p:
+			return true
+		case <-a.done:
+			return false
+		}
+	}
+	select {
+	case a.tcpQ <- *p:
+		return true
+	default:
+		msgPool.Put(p)
+		count(a.c, func(c *assocCounters) prometheus.Counter { return c.queueFull })
+		return false
+	}
+}
+
+// writeTCP writes queued messages to the control connection.
+func (a *association) writeTCP() {
+	c := a.cn.c
+	for {
+		select {
+		case b := <-a.tcpQ:
+			c.SetWriteDeadline(time.Now().Add(10 * time.Second))
+			_, err := c.Write(b)
+			b = b[:0]
+			msgPool.Put(&b)
+			if err != nil {
+				a.close()
+				return
+			}
+		case <-a.done:
+			return
+		}
+	}
+}
+
+// close tears the association down: the ID is forgotten, the backend's
+// association closed and the control connection closed with it.
+func (a *association) close() {
+	a.closeOnce.Do(func() {
+		close(a.done)
+		a.f.udp.remove(a)
+		if a.assoc != nil {
+			a.assoc.Close()
+		}
+		a.cn.c.Close()
+		if a.dtls != nil {
+			a.dtls.Close()
+		}
+	})
+}
+
+// ServePacket serves a relay endpoint: plain UDP, or DTLS on dtls_listen.
 func (f *Frontend) ServePacket(ctx context.Context, pc net.PacketConn, ep gateway.Endpoint) error {
-	<-ctx.Done()
-	return nil
+	uc, ok := pc.(*net.UDPConn)
+	if !ok {
+		return errors.New("socks6: relay endpoint is not a UDP socket")
+	}
+	if ep.Address == f.dtlsAddr && f.dtlsAddr != "" {
+		return f.serveDTLS(ctx, uc)
+	}
+	e := newUDPEndpoint(uc)
+	stop := context.AfterFunc(ctx, func() { uc.SetReadDeadline(time.Unix(1, 0)) })
+	defer stop()
+	buf := make([]byte, s6.MaxUDPMessageLen+1)
+	oob := make([]byte, 256)
+	for {
+		n, from, local, err := e.readFrom(buf, oob)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return err
+			}
+			continue
+		}
+		f.handleDatagram(buf[:n], from, local, e, nil)
+	}
+}
+
+// handleDatagram applies the mapping rule to one message from a client
+// relay channel (UDP or DTLS): unknown IDs, foreign sources and messages on a
+// channel other than the mapped one are dropped silently.
+func (f *Frontend) handleDatagram(b []byte, from netip.AddrPort, local netip.Addr, ep *udpEndpoint, dc net.Conn) {
+	m, _, err := s6.ParseUDPMessage(b)
+	if err != nil || m.Type != s6.UDPDatagram {
+		f.dropped("malformed")
+		return
+	}
+	a := f.udp.get(m.Assoc)
+	if a == nil {
+		f.dropped("unknown_id")
+		return
+	}
+	from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
+	if from.Addr() != a.clientIP {
+		count(a.c, func(c *assocCounters) prometheus.Counter { return c.foreign })
+		return
+	}
+	ch := chanUDP
+	if dc != nil {
+		ch = chanDTLS
+	}
+	if a.mapped.load() == chanNone && a.mapTo(ch, from, local, ep, dc) {
+		a.enqueue(s6.AppendAssocConfirm(nil, a.id), true)
+	}
+	if a.mapped.load() != ch || (ch == chanUDP && a.udpPeer != from) || (ch == chanDTLS && a.dtls != dc) {
+		count(a.c, func(c *assocCounters) prometheus.Counter { return c.wrongChannel })
+		return
+	}
+	a.fromClient(&m)
 }

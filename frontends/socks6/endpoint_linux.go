@@ -1,0 +1,115 @@
+package socks6
+
+import (
+	"errors"
+	"net"
+	"net/netip"
+
+	"github.com/sixgate/sixgate/gateway"
+	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
+	"golang.org/x/sys/unix"
+)
+
+// udpEndpoint is a UDP relay socket. On a wildcard address it learns, per
+// datagram, the local address the client sent to (IP_PKTINFO /
+// IPV6_RECVPKTINFO) and answers from that address.
+type udpEndpoint struct {
+	pc       *net.UDPConn
+	wildcard bool
+	v6       bool
+}
+
+func newUDPEndpoint(pc *net.UDPConn) *udpEndpoint {
+	la := pc.LocalAddr().(*net.UDPAddr).AddrPort()
+	e := &udpEndpoint{pc: pc, wildcard: la.Addr().IsUnspecified(), v6: la.Addr().Is6() && !la.Addr().Is4In6()}
+	if e.wildcard {
+		if rc, err := pc.SyscallConn(); err == nil {
+			rc.Control(func(fd uintptr) {
+				if e.v6 {
+					unix.SetsockoptInt(int(fd), unix.IPPROTO_IPV6, unix.IPV6_RECVPKTINFO, 1)
+				}
+				unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_PKTINFO, 1)
+			})
+		}
+	}
+	return e
+}
+
+// readFrom reads one datagram and, on a wildcard socket, the local address
+// it was sent to.
+func (e *udpEndpoint) readFrom(b, oob []byte) (int, netip.AddrPort, netip.Addr, error) {
+	if !e.wildcard {
+		n, from, err := e.pc.ReadFromUDPAddrPort(b)
+		return n, from, netip.Addr{}, err
+	}
+	n, oobn, _, from, err := e.pc.ReadMsgUDPAddrPort(b, oob)
+	if err != nil {
+		return n, from, netip.Addr{}, err
+	}
+	return n, from, pktDst(oob[:oobn]), nil
+}
+
+// pktDst extracts the destination address from IP_PKTINFO or
+// IPV6_PKTINFO control messages.
+func pktDst(oob []byte) netip.Addr {
+	msgs, err := unix.ParseSocketControlMessage(oob)
+	if err != nil {
+		return netip.Addr{}
+	}
+	for _, m := range msgs {
+		switch {
+		case m.Header.Level == unix.IPPROTO_IP && m.Header.Type == unix.IP_PKTINFO:
+			var cm ipv4.ControlMessage
+			if cm.Parse(unixCmsg(m)) == nil && cm.Dst != nil {
+				if a, ok := netip.AddrFromSlice(cm.Dst.To4()); ok {
+					return a
+				}
+			}
+		case m.Header.Level == unix.IPPROTO_IPV6 && m.Header.Type == unix.IPV6_PKTINFO:
+			var cm ipv6.ControlMessage
+			if cm.Parse(unixCmsg(m)) == nil && cm.Dst != nil {
+				if a, ok := netip.AddrFromSlice(cm.Dst); ok {
+					return a.Unmap()
+				}
+			}
+		}
+	}
+	return netip.Addr{}
+}
+
+// unixCmsg re-marshals one parsed control message for x/net's parsers.
+func unixCmsg(m unix.SocketControlMessage) []byte {
+	b := make([]byte, unix.CmsgSpace(len(m.Data)))
+	h := (*unix.Cmsghdr)(cmsgPtr(b))
+	h.Level, h.Type = m.Header.Level, m.Header.Type
+	h.SetLen(unix.CmsgLen(len(m.Data)))
+	copy(b[unix.CmsgLen(0):], m.Data)
+	return b
+}
+
+// writeTo sends b to a client, from local when the socket is a wildcard,
+// with the client–proxy leg TTL/TOS when set (>= 0).
+func (e *udpEndpoint) writeTo(b []byte, to netip.AddrPort, local netip.Addr, ttl, tos int) error {
+	var oobBuf [128]byte
+	oob := oobBuf[:0]
+	v6 := e.v6
+	if e.wildcard && local.IsValid() {
+		if v6 {
+			oob = append(oob, (&ipv6.ControlMessage{Src: netip.AddrFrom16(local.As16()).AsSlice()}).Marshal()...)
+		} else if local.Is4() {
+			oob = append(oob, (&ipv4.ControlMessage{Src: local.AsSlice()}).Marshal()...)
+		}
+	}
+	if ttl >= 0 || tos >= 0 {
+		oob = gateway.AppendIPCmsg(oob, v6, ttl, tos)
+	}
+	if v6 && to.Addr().Is4() {
+		to = netip.AddrPortFrom(netip.AddrFrom16(to.Addr().As16()), to.Port())
+	}
+	_, _, err := e.pc.WriteMsgUDPAddrPort(b, oob, to)
+	if err != nil && errors.Is(err, unix.EINVAL) && len(oob) > 0 {
+		_, err = e.pc.WriteToUDPAddrPort(b, to)
+	}
+	return err
+}

@@ -1,0 +1,24 @@
+//go:build !linux
+
+package socks6
+
+import (
+	"net"
+	"net/netip"
+)
+
+// udpEndpoint is a UDP relay socket (no per-datagram local address on this
+// OS: bind udp_listen to a specific address).
+type udpEndpoint struct{ pc *net.UDPConn }
+
+func newUDPEndpoint(pc *net.UDPConn) *udpEndpoint { return &udpEndpoint{pc: pc} }
+
+func (e *udpEndpoint) readFrom(b, oob []byte) (int, netip.AddrPort, netip.Addr, error) {
+	n, from, err := e.pc.ReadFromUDPAddrPort(b)
+	return n, from, netip.Addr{}, err
+}
+
+func (e *udpEndpoint) writeTo(b []byte, to netip.AddrPort, local netip.Addr, ttl, tos int) error {
+	_, err := e.pc.WriteToUDPAddrPort(b, to)
+	return err
+}
