@@ -174,7 +174,7 @@ func (s *session) handshakeError(stage string, err error) {
 	switch {
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		reason = stage + "_eof"
-	case errors.Is(err, errDeadline):
+	case errors.Is(err, os.ErrDeadlineExceeded):
 		reason = "timeout"
 	case errors.Is(err, s5.ErrVersion):
 		reason = "version"
@@ -182,8 +182,6 @@ func (s *session) handshakeError(stage string, err error) {
 	s.f.rt.HandshakeFailed(s.f.name, reason)
 	s.f.log.Debug("handshake failed", "client", s.client, "stage", stage, "error", err)
 }
-
-var errDeadline = errors.New("i/o timeout")
 
 func (s *session) reply(code s5.ReplyCode, bound gateway.Addr) error {
 	b, err := s5.Reply{Code: code, Bound: bound}.Append(make([]byte, 0, 32))
