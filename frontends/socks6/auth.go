@@ -67,7 +67,9 @@ func (cn *conn) authenticate() (*s6.AuthReply, bool) {
 	defer sess.mu.Unlock()
 	if o.WindowRequest != nil && sess.window == nil {
 		size := min(*o.WindowRequest, f.window, s6.MaxTokenWindow)
-		if w, err := s6.NewTokenWindow(randomU32(), size, 0, 0); err == nil {
+		// The high watermark at the window's end: tokens spent out of order
+		// by concurrent requests never forfeit unspent ones.
+		if w, err := s6.NewTokenWindow(randomU32(), size, 0, size); err == nil {
 			sess.window = w
 		}
 	}

@@ -18,8 +18,8 @@ import (
 func (cn *conn) bind(ctx context.Context) {
 	f := cn.f
 	if cn.sess != nil {
-		if b := cn.sess.backlog(cn.req.Addr); b != nil {
-			cn.acceptFrom(ctx, b, nil, nil)
+		if bl := cn.sess.backlog(cn.req.Addr); bl != nil {
+			cn.acceptFrom(ctx, bl.b, bl.route, nil)
 			return
 		}
 	}
@@ -52,7 +52,7 @@ func (cn *conn) bind(ctx context.Context) {
 func (cn *conn) backlogControl(ctx context.Context, b gateway.Binding, route *gateway.Route, legs *s6.Legs) {
 	sess := cn.sess
 	key := b.Addr()
-	sess.addBacklog(key, b)
+	sess.addBacklog(key, &backlog{b: b, ctrl: cn.c, route: route})
 	defer func() {
 		sess.removeBacklog(key, b)
 		b.Close()
@@ -137,31 +137,31 @@ func (cn *conn) acceptFrom(ctx context.Context, b gateway.Binding, route *gatewa
 
 // backlog returns the session's listening socket at addr (an unspecified
 // address matches by port).
-func (s *session) backlog(addr gateway.Addr) gateway.Binding {
+func (s *session) backlog(addr gateway.Addr) *backlog {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if b, ok := s.backlogs[addr.String()]; ok {
-		return b
+	if bl, ok := s.backlogs[addr.String()]; ok {
+		return bl
 	}
 	if addr.IsAny() && addr.Port != 0 {
-		for _, b := range s.backlogs {
-			if b.Addr().Port == addr.Port {
-				return b
+		for _, bl := range s.backlogs {
+			if bl.b.Addr().Port == addr.Port {
+				return bl
 			}
 		}
 	}
 	return nil
 }
 
-func (s *session) addBacklog(addr gateway.Addr, b gateway.Binding) {
+func (s *session) addBacklog(addr gateway.Addr, bl *backlog) {
 	s.mu.Lock()
-	s.backlogs[addr.String()] = b
+	s.backlogs[addr.String()] = bl
 	s.mu.Unlock()
 }
 
 func (s *session) removeBacklog(addr gateway.Addr, b gateway.Binding) {
 	s.mu.Lock()
-	if s.backlogs[addr.String()] == b {
+	if bl := s.backlogs[addr.String()]; bl != nil && bl.b == b {
 		delete(s.backlogs, addr.String())
 	}
 	s.mu.Unlock()

@@ -184,6 +184,9 @@ func (cn *conn) serve(ctx context.Context) {
 	if !ok {
 		return
 	}
+	if cn.sess != nil {
+		defer cn.sess.hold(f.rt.Clock.Now())()
+	}
 	sctx, release, err := f.rt.Tracker.AcquireUser(ctx, &f.limits, cn.p.User)
 	if err != nil {
 		f.rt.LimitHit(f.name, err)

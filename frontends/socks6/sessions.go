@@ -2,6 +2,7 @@ package socks6
 
 import (
 	"crypto/rand"
+	"net"
 	"encoding/binary"
 	"encoding/hex"
 	"sync"
@@ -26,10 +27,35 @@ type session struct {
 
 	mu       sync.Mutex
 	lastUsed time.Time
-	window   *s6.TokenWindow
+	// active counts the session's open connections; a session in use never
+	// expires.
+	active int
+	window *s6.TokenWindow
 	// backlogs are the listening BIND sockets with a Listen Backlog,
 	// by their listening address.
-	backlogs map[string]gateway.Binding
+	backlogs map[string]*backlog
+}
+
+// backlog is a listening BIND socket with a backlog and its control
+// connection; both close together.
+type backlog struct {
+	b     gateway.Binding
+	ctrl  net.Conn
+	route *gateway.Route
+}
+
+// hold marks a connection of the session as open; the returned function
+// marks it closed.
+func (s *session) hold(now time.Time) func() {
+	s.mu.Lock()
+	s.active++
+	s.mu.Unlock()
+	return func() {
+		s.mu.Lock()
+		s.active--
+		s.lastUsed = time.Now()
+		s.mu.Unlock()
+	}
 }
 
 // sessionStore holds the sessions of one frontend.
@@ -48,7 +74,7 @@ func (s *sessionStore) create(user string, now time.Time) *session {
 	if _, err := rand.Read(id); err != nil {
 		return nil
 	}
-	sess := &session{id: id, idHex: hex.EncodeToString(id), user: user, lastUsed: now, backlogs: map[string]gateway.Binding{}}
+	sess := &session{id: id, idHex: hex.EncodeToString(id), user: user, lastUsed: now, backlogs: map[string]*backlog{}}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(s.byID) >= maxSessions {
@@ -71,7 +97,7 @@ func (s *sessionStore) lookup(id []byte, now time.Time, idle time.Duration, user
 		return nil
 	}
 	sess.mu.Lock()
-	expired := idle > 0 && now.Sub(sess.lastUsed) > idle
+	expired := idle > 0 && sess.active == 0 && now.Sub(sess.lastUsed) > idle
 	sess.lastUsed = now
 	sess.mu.Unlock()
 	if expired || !userOK(sess.user) {
@@ -81,7 +107,8 @@ func (s *sessionStore) lookup(id []byte, now time.Time, idle time.Duration, user
 	return sess
 }
 
-// remove ends a session and closes its listening backlogs.
+// remove ends a session and closes its listening backlogs with their
+// control connections.
 func (s *sessionStore) remove(sess *session) {
 	s.mu.Lock()
 	if s.byID[string(sess.id)] == sess {
@@ -90,10 +117,11 @@ func (s *sessionStore) remove(sess *session) {
 	s.mu.Unlock()
 	sess.mu.Lock()
 	bl := sess.backlogs
-	sess.backlogs = map[string]gateway.Binding{}
+	sess.backlogs = map[string]*backlog{}
 	sess.mu.Unlock()
 	for _, b := range bl {
-		b.Close()
+		b.b.Close()
+		b.ctrl.Close()
 	}
 }
 
@@ -101,7 +129,7 @@ func (s *sessionStore) sweepLocked(now time.Time, idle time.Duration) {
 	s.lastSweep = now
 	for k, sess := range s.byID {
 		sess.mu.Lock()
-		dead := now.Sub(sess.lastUsed) > idle
+		dead := sess.active == 0 && now.Sub(sess.lastUsed) > idle
 		sess.mu.Unlock()
 		if dead {
 			delete(s.byID, k)
