@@ -174,4 +174,3 @@ func (cn *conn) checkPassword(up s6.UserPassRequest, inBand bool) (string, *s6.A
 	}
 	return up.Username, &ad, true
 }
-

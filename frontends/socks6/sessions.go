@@ -2,9 +2,9 @@ package socks6
 
 import (
 	"crypto/rand"
-	"net"
 	"encoding/binary"
 	"encoding/hex"
+	"net"
 	"sync"
 	"time"
 
