@@ -2,6 +2,7 @@ package main
 
 import (
 	"github.com/sixgate/sixgate/backends/direct"
+	bsocks6 "github.com/sixgate/sixgate/backends/socks6"
 	"github.com/sixgate/sixgate/frontends/socks5"
 	"github.com/sixgate/sixgate/frontends/socks6"
 	"github.com/sixgate/sixgate/gateway"
@@ -13,5 +14,6 @@ func registry() *gateway.Registry {
 	r.Frontend("socks5", socks5.Plugin())
 	r.Frontend("socks6", socks6.Plugin())
 	r.Backend("direct", direct.Plugin())
+	r.Backend("socks6", bsocks6.Plugin())
 	return r
 }
