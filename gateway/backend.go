@@ -161,9 +161,11 @@ type Packet struct {
 // dropped and an error returned, and the association keeps working (transient
 // send errors and ICMP never tear it down).
 type Association interface {
-	// RelayAddr is the remote-facing address remote hosts send to; ok is false
-	// where the backend cannot know it (behind a SOCKS 5 upstream).
-	RelayAddr() (addr Addr, ok bool)
+	// RelayAddr is the remote-facing address remote hosts send to. exact is
+	// false where the backend cannot know it (behind a SOCKS 5 upstream); addr
+	// is then the best address it has — a SOCKS 5 upstream's relay address,
+	// which is lossy (TURN reports it as the relayed address) — or zero.
+	RelayAddr() (addr Addr, exact bool)
 	// Options are the applied stack options.
 	Options() StackOptions
 	// Reservation is the counterpart reserved by Port Parity, if any.

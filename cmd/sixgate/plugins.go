@@ -2,9 +2,10 @@ package main
 
 import (
 	"github.com/sixgate/sixgate/backends/direct"
-	bsocks6 "github.com/sixgate/sixgate/backends/socks6"
+	bsocks5 "github.com/sixgate/sixgate/backends/socks5"
 	"github.com/sixgate/sixgate/frontends/socks5"
 	"github.com/sixgate/sixgate/frontends/socks6"
+	"github.com/sixgate/sixgate/frontends/turn"
 	"github.com/sixgate/sixgate/gateway"
 )
 
@@ -13,7 +14,8 @@ func registry() *gateway.Registry {
 	r := gateway.NewRegistry()
 	r.Frontend("socks5", socks5.Plugin())
 	r.Frontend("socks6", socks6.Plugin())
+	r.Frontend("turn", turn.Plugin())
 	r.Backend("direct", direct.Plugin())
-	r.Backend("socks6", bsocks6.Plugin())
+	r.Backend("socks5", bsocks5.Plugin())
 	return r
 }

@@ -73,8 +73,10 @@ type Grant struct {
 // On error the caller closes the association.
 func (a *AllocateRequest) CheckAssociation(f Family, assoc gateway.Association) (Grant, error) {
 	var g Grant
-	addr, ok := assoc.RelayAddr()
-	if !ok || !addr.AddrPort().IsValid() {
+	// A backend that cannot know its remote-facing address (a SOCKS 5
+	// upstream) gives its best one, and TURN reports that (lossy).
+	addr, _ := assoc.RelayAddr()
+	if !addr.AddrPort().IsValid() {
 		return g, codeErr(stun.CodeServerError, errors.New("turn: backend gave no relay address"))
 	}
 	ap := addr.AddrPort()

@@ -37,8 +37,15 @@ async function udp(echoHost, echoPort, count, user, pass) {
   if (user) { proxy.userId = user; proxy.password = pass; }
   const sock = dgram.createSocket('udp4');
   await new Promise((r) => sock.bind(0, '127.0.0.1', r));
-  const info = await SocksClient.createConnection({
-    proxy, command: 'associate', destination: { host: '127.0.0.1', port: sock.address().port },
+  // SocksClient.createConnection only allows connect: drive the client and
+  // wait for the association to be established.
+  const info = await new Promise((resolve, reject) => {
+    const c = new SocksClient({
+      proxy, command: 'associate', destination: { host: '127.0.0.1', port: sock.address().port },
+    });
+    c.on('established', resolve);
+    c.on('error', reject);
+    c.connect();
   });
   const relay = info.remoteHost;
   let seen = 0;
