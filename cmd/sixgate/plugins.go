@@ -3,6 +3,7 @@ package main
 import (
 	"github.com/sixgate/sixgate/backends/direct"
 	bsocks5 "github.com/sixgate/sixgate/backends/socks5"
+	bsocks6 "github.com/sixgate/sixgate/backends/socks6"
 	"github.com/sixgate/sixgate/frontends/socks5"
 	"github.com/sixgate/sixgate/frontends/socks6"
 	"github.com/sixgate/sixgate/frontends/turn"
@@ -17,5 +18,6 @@ func registry() *gateway.Registry {
 	r.Frontend("turn", turn.Plugin())
 	r.Backend("direct", direct.Plugin())
 	r.Backend("socks5", bsocks5.Plugin())
+	r.Backend("socks6", bsocks6.Plugin())
 	return r
 }
