@@ -2,8 +2,8 @@ package direct
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -22,6 +22,10 @@ const (
 	DefaultDialTimeout = 10 * time.Second
 	// DefaultHappyEyeballsDelay is the RFC 8305 "Connection Attempt Delay".
 	DefaultHappyEyeballsDelay = 250 * time.Millisecond
+	// DefaultReservationTTL is how long a TURN reservation (EVEN-PORT with
+	// R=1) is held when no association takes it: RFC 8656 section 7.2 keeps
+	// the port for about 30 seconds.
+	DefaultReservationTTL = 30 * time.Second
 )
 
 // Bounds of happy_eyeballs_delay (RFC 8305 section 5: at least 10 ms, at most
@@ -46,9 +50,9 @@ type Config struct {
 	AdvertiseIPv4 string `hcl:"advertise_ipv4,optional"`
 	// AdvertiseIPv6 is the same for IPv6.
 	AdvertiseIPv6 string `hcl:"advertise_ipv6,optional"`
-	// PortRange is "low-high" (or a single port): the ports BIND (and later
-	// UDP associations) may listen on. Empty lets the kernel choose a port
-	// when none is asked for and refuses requested ports below 1024.
+	// PortRange is "low-high" (or a single port): the ports BIND and UDP
+	// associations may bind. Empty lets the kernel choose a port when none
+	// is asked for and refuses requested ports below 1024.
 	PortRange string `hcl:"port_range,optional"`
 	// DialTimeout is a Go duration ("5s") bounding a whole Dial; empty means
 	// DefaultDialTimeout.
@@ -69,19 +73,40 @@ type Options struct {
 	Resolver gateway.Resolver
 	// Control, when set, is called for every socket the backend creates,
 	// after the backend's own checks and socket options and immediately
-	// before connect(2) or bind(2). address is the exact remote address
-	// (dial) or local address (listen). An error aborts that socket. It is
-	// meant for tests and instrumentation.
+	// before connect(2) or bind(2) (UDP association and reservation sockets
+	// get their socket options after bind). address is the exact remote
+	// address (dial) or local address (listen, UDP). An error aborts that
+	// socket. It is meant for tests and instrumentation. (The connected UDP
+	// socket that asks the kernel for its preferred source address, which
+	// sends nothing, is not shown.)
 	Control func(ctx context.Context, network, address string, c syscall.RawConn) error
+	// Own is the gateway's set of its own sockets. Every UDP association
+	// socket (and every reserved port) is registered in it while open, and
+	// no datagram is sent to an address in it. nil skips both.
+	Own *gateway.OwnAddrs
+	// Clock tells the time for reservation expiry and for the caches of UDP
+	// associations (policy verdicts, resolved names); nil means the system
+	// clock. Reservations are also released by a real timer after
+	// ReservationTTL.
+	Clock gateway.Clock
+	// ReservationTTL is how long a TURN reservation is held for a later
+	// RESERVATION-TOKEN; zero means DefaultReservationTTL.
+	ReservationTTL time.Duration
 }
 
-// Backend is the direct backend. It is safe for concurrent use and holds no
-// resources between requests, so it needs no Close.
+// Backend is the direct backend. It is safe for concurrent use. The only
+// resources it holds between requests are TURN port reservations, which
+// outlive the association that made them until they expire; Close releases
+// them.
 type Backend struct {
 	name     string
 	log      *slog.Logger
 	resolver gateway.Resolver
 	control  func(ctx context.Context, network, address string, c syscall.RawConn) error
+	own      *gateway.OwnAddrs
+	clock    gateway.Clock
+	resTTL   time.Duration
+	resv     reservations
 
 	bind4, bind6 netip.Addr
 	adv4, adv6   netip.Addr
@@ -91,7 +116,10 @@ type Backend struct {
 	heDelay      time.Duration
 }
 
-var _ gateway.Backend = (*Backend)(nil)
+var (
+	_ gateway.Backend = (*Backend)(nil)
+	_ io.Closer       = (*Backend)(nil)
+)
 
 // New validates cfg and returns the backend called name.
 func New(name string, cfg Config, opts Options) (*Backend, error) {
@@ -100,8 +128,17 @@ func New(name string, cfg Config, opts Options) (*Backend, error) {
 		log:         opts.Logger,
 		resolver:    opts.Resolver,
 		control:     opts.Control,
+		own:         opts.Own,
+		clock:       opts.Clock,
+		resTTL:      opts.ReservationTTL,
 		dialTimeout: DefaultDialTimeout,
 		heDelay:     DefaultHappyEyeballsDelay,
+	}
+	if b.clock == nil {
+		b.clock = gateway.SystemClock{}
+	}
+	if b.resTTL <= 0 {
+		b.resTTL = DefaultReservationTTL
 	}
 	if b.log == nil {
 		b.log = slog.New(slog.DiscardHandler)
@@ -148,13 +185,6 @@ func New(name string, cfg Config, opts Options) (*Backend, error) {
 
 // Name returns the backend block's name.
 func (b *Backend) Name() string { return b.name }
-
-// Associate is not implemented yet: datagram associations come with the UDP
-// part of the direct backend.
-func (b *Backend) Associate(ctx context.Context, req *gateway.AssocRequest) (gateway.Association, error) {
-	return nil, gateway.NewError(gateway.ReasonCommandNotSupported, "direct: associate",
-		errors.New("udp associations are not implemented yet"))
-}
 
 func parseIP(field, s string, v6 bool) (netip.Addr, error) {
 	if s == "" {

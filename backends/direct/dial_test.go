@@ -60,14 +60,6 @@ func TestNew(t *testing.T) {
 	}
 }
 
-func TestAssociateUnsupported(t *testing.T) {
-	b := newBackend(t, Config{}, Options{})
-	_, err := b.Associate(context.Background(), &gateway.AssocRequest{})
-	if gateway.ReasonOf(err) != gateway.ReasonCommandNotSupported {
-		t.Fatalf("err = %v, want command not supported", err)
-	}
-}
-
 // dualLoopback listens on 127.0.0.1 and ::1 on the same port.
 func dualLoopback(t *testing.T) (v4, v6 *server) {
 	t.Helper()

@@ -7,7 +7,12 @@ func Plugin() gateway.BackendPlugin {
 	return gateway.BackendPlugin{
 		NewConfig: func() any { return &Config{} },
 		New: func(env *gateway.Env, name string, cfg any) (gateway.Backend, error) {
-			return New(name, *cfg.(*Config), Options{Logger: env.Log, Resolver: env.Resolver})
+			return New(name, *cfg.(*Config), Options{
+				Logger:   env.Log,
+				Resolver: env.Resolver,
+				Own:      env.Own,
+				Clock:    env.Clock,
+			})
 		},
 	}
 }

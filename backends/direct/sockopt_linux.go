@@ -189,3 +189,78 @@ func waitEstablished(conn *net.TCPConn) (synData bool, err error) {
 	}
 	return synData, nil
 }
+
+// udpSockState is what setupUDP leaves on an association socket, for the
+// send path to compare per-datagram wishes against.
+type udpSockState struct {
+	// recvErr says ICMP errors are queued on the socket (IP_RECVERR /
+	// IPV6_RECVERR).
+	recvErr bool
+	// pmtu4 is the IP_MTU_DISCOVER mode for IPv4 datagrams in effect when
+	// no datagram asks for DF.
+	pmtu4 int
+	// df6 says IPv6 datagrams leave with IPV6_DONTFRAG.
+	df6 bool
+}
+
+// setupUDP prepares an association socket: ICMP errors queued on the error
+// queue (IP_RECVERR / IPV6_RECVERR), the TTL and TOS of received datagrams
+// reported (IP_RECVTTL, IP_RECVTOS, IPV6_RECVHOPLIMIT, IPV6_RECVTCLASS), and
+// the TOS, TTL and DF stack options applied and recorded in o. A dual-stack
+// socket gets the options at both levels (IPv4-mapped traffic uses the IPv4
+// ones); the outcome recorded is that of the relay family. UDPError is
+// Applied with the value asked when the error queue is on (ICMP errors are
+// always read; the frontend decides whether to report them), else Declined.
+func setupUDP(fd uintptr, fam sockFam, relayV6 bool, o *gateway.StackOptions) udpSockState {
+	s := int(fd)
+	st := udpSockState{recvErr: true, pmtu4: unix.IP_PMTUDISC_WANT}
+	if fam.has4() {
+		if unix.SetsockoptInt(s, unix.IPPROTO_IP, unix.IP_RECVERR, 1) != nil {
+			st.recvErr = false
+		}
+		_ = unix.SetsockoptInt(s, unix.IPPROTO_IP, unix.IP_RECVTTL, 1)
+		_ = unix.SetsockoptInt(s, unix.IPPROTO_IP, unix.IP_RECVTOS, 1)
+	}
+	if fam.has6() {
+		if unix.SetsockoptInt(s, unix.IPPROTO_IPV6, unix.IPV6_RECVERR, 1) != nil {
+			st.recvErr = false
+		}
+		_ = unix.SetsockoptInt(s, unix.IPPROTO_IPV6, unix.IPV6_RECVHOPLIMIT, 1)
+		_ = unix.SetsockoptInt(s, unix.IPPROTO_IPV6, unix.IPV6_RECVTCLASS, 1)
+	}
+	switch fam {
+	case fam4:
+		applyIPOptions(fd, false, o)
+	case fam6:
+		applyIPOptions(fd, true, o)
+	default:
+		o4, o6 := *o, *o
+		applyIPOptions(fd, false, &o4)
+		applyIPOptions(fd, true, &o6)
+		if relayV6 {
+			o.TOS, o.TTL, o.DF = o6.TOS, o6.TTL, o6.DF
+		} else {
+			o.TOS, o.TTL, o.DF = o4.TOS, o4.TTL, o4.DF
+		}
+	}
+	if fam.has4() {
+		if v, err := unix.GetsockoptInt(s, unix.IPPROTO_IP, unix.IP_MTU_DISCOVER); err == nil {
+			st.pmtu4 = v
+		}
+	}
+	if fam.has6() {
+		v, err := unix.GetsockoptInt(s, unix.IPPROTO_IPV6, unix.IPV6_DONTFRAG)
+		st.df6 = err == nil && v != 0
+	}
+	if o.UDPError.Pending() {
+		switch {
+		case !o.UDPError.Value:
+			o.UDPError.Apply(false)
+		case st.recvErr:
+			o.UDPError.Apply(true)
+		default:
+			o.UDPError.Decline(false)
+		}
+	}
+	return st
+}

@@ -41,3 +41,20 @@ func isMPTCP(c syscall.RawConn) bool { return false }
 
 // waitEstablished is never needed without TCP Fast Open.
 func waitEstablished(conn *net.TCPConn) (synData bool, err error) { return false, nil }
+
+// udpSockState is empty outside Linux: no per-datagram IP header control.
+type udpSockState struct{}
+
+// setupUDP marks TOS, TTL and DF unsupported and declines UDPError: only
+// the Linux build reads ICMP errors (from the socket error queue).
+func setupUDP(fd uintptr, fam sockFam, relayV6 bool, o *gateway.StackOptions) udpSockState {
+	applyIPOptions(fd, fam == fam6, o)
+	if o.UDPError.Pending() {
+		if o.UDPError.Value {
+			o.UDPError.Decline(false)
+		} else {
+			o.UDPError.Apply(false)
+		}
+	}
+	return udpSockState{}
+}

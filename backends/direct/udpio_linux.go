@@ -1,0 +1,501 @@
+//go:build linux
+
+package direct
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"sync/atomic"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/sixgate/sixgate/gateway"
+)
+
+// The data path of a UDP association on Linux talks to the socket with
+// recvmsg(2) and sendmsg(2) on pre-built message headers (no allocation per
+// datagram) through syscall.RawConn, so that one read can look at both the
+// data queue and the error queue (MSG_ERRQUEUE) where IP_RECVERR puts ICMP
+// errors.
+//
+// The netpoller needs care. The kernel reports a queued error as EPOLLERR,
+// and a pending socket error (sk_err, which IP_RECVERR sets for every ICMP)
+// makes the next recvmsg or sendmsg fail once. A read therefore checks the
+// error queue whenever the data queue is empty (before it waits), when
+// recvmsg reports a socket error, and first thing while an earlier read or a
+// send hinted that entries may be queued; so an error is never left behind
+// with nobody woken to drain it, and a pending error never makes the reader
+// spin. An EPOLLERR event that comes without EPOLLIN or EPOLLOUT makes Go's
+// poller fail reads with "not pollable" until the next event; ReadFrom then
+// reads without the poller and backs off briefly instead of failing.
+
+// oobSize is the control buffer of a read: the sock_extended_err with its
+// offender address, plus the TTL/hop limit and TOS/traffic class of the
+// packet, with room to spare.
+const oobSize = 256
+
+// cmsgHdrLen is the aligned size of a control message header.
+var cmsgHdrLen = unix.CmsgLen(0)
+
+// sockIO is the per-association state of the Linux data path.
+type sockIO struct {
+	st udpSockState
+
+	// The reader's state, owned by the one goroutine in ReadFrom.
+	rmsg   unix.Msghdr
+	riov   unix.Iovec
+	rname  unix.RawSockaddrInet6
+	roob   [oobSize / 8]uint64 // 8-byte aligned for the headers
+	rbuf   []byte
+	rpkt   gateway.Packet
+	rerr   error
+	readFn func(fd uintptr) bool
+	// errHint says the error queue may hold entries: read it first.
+	errHint atomic.Bool
+
+	// The writer's state, under association.wmu.
+	wmsg    unix.Msghdr
+	wiov    unix.Iovec
+	wname   unix.RawSockaddrInet6
+	woob    [12]uint64
+	wpmtu   int // IP_MTU_DISCOVER this datagram needs
+	curPMTU int // IP_MTU_DISCOVER set on the socket
+	werr    syscall.Errno
+	writeFn func(fd uintptr) bool
+
+	// lastDF4 is the IPv4 destination (address and port, packed) of the
+	// last datagram sent with DF: the kernel's local "too big" error
+	// about it carries no port. It is stored before the send, since the
+	// reader may see the error before sendmsg returns.
+	lastDF4 atomic.Uint64
+}
+
+func (a *association) initIO() {
+	a.io.readFn = a.readOnce
+	a.io.writeFn = a.io.sendOnce
+	a.io.curPMTU = a.io.st.pmtu4
+}
+
+// ReadFrom reads the next datagram into b (a longer datagram is truncated to
+// len(b)) or the next ICMP error about a datagram the association sent.
+// Datagrams report their source and, in Meta, the TTL (hop limit) and TOS
+// (traffic class) they arrived with. ICMP errors report every type and code
+// the kernel queued, the destination of the failed datagram, and the ICMP
+// packet's source as Reporter; errors the local stack raised (a datagram
+// larger than the known path MTU with DF) are reported as the ICMP error
+// they stand for (IPv4 3/4, ICMPv6 2, with the MTU) with Local set and the
+// local address as Reporter. After Close it returns net.ErrClosed.
+func (a *association) ReadFrom(b []byte) (gateway.Packet, error) {
+	s := &a.io
+	s.rbuf, s.rerr = b, nil
+	defer func() { s.rbuf = nil }()
+	backoff := time.Millisecond
+	for {
+		err := a.rc.Read(s.readFn)
+		if err == nil {
+			break
+		}
+		if a.closed.Load() || errors.Is(err, net.ErrClosed) {
+			return gateway.Packet{}, closedErr("read")
+		}
+		// The poller refuses to wait (an error-only event): read
+		// directly, and wait a little when nothing is there.
+		got := false
+		if cerr := a.rc.Control(func(fd uintptr) { got = s.readFn(fd) }); cerr != nil {
+			return gateway.Packet{}, closedErr("read")
+		}
+		if got {
+			break
+		}
+		select {
+		case <-a.done:
+			return gateway.Packet{}, closedErr("read")
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 50*time.Millisecond)
+	}
+	if s.rerr != nil {
+		return gateway.Packet{}, fmt.Errorf("direct: read: %w", s.rerr)
+	}
+	return s.rpkt, nil
+}
+
+// readOnce is the reader's RawConn.Read callback: true when it produced a
+// datagram, an ICMP error or an error, false to wait for the socket.
+func (a *association) readOnce(fd uintptr) bool {
+	s := &a.io
+	if s.errHint.Load() && a.readErrQueue(fd) {
+		return true
+	}
+	for i := 0; ; i++ {
+		n, errno := s.recv(fd, 0)
+		switch errno {
+		case 0:
+			a.fillData(n)
+			return true
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+			return a.readErrQueue(fd)
+		}
+		// A pending socket error: normally an ICMP error whose details
+		// wait in the error queue. Reading it cleared it.
+		if a.readErrQueue(fd) {
+			return true
+		}
+		if i >= 16 || errno == unix.EBADF || errno == unix.ENOTSOCK || errno == unix.EINVAL || errno == unix.EFAULT {
+			s.rerr = os.NewSyscallError("recvmsg", errno)
+			return true
+		}
+	}
+}
+
+// recv is one recvmsg(2) into the caller's buffer (flags 0) or with no
+// buffer (MSG_ERRQUEUE).
+func (s *sockIO) recv(fd uintptr, flags int) (int, syscall.Errno) {
+	s.rmsg = unix.Msghdr{
+		Name:    (*byte)(unsafe.Pointer(&s.rname)),
+		Namelen: unix.SizeofSockaddrInet6,
+		Control: (*byte)(unsafe.Pointer(&s.roob[0])),
+	}
+	s.rmsg.SetControllen(oobSize)
+	if flags == 0 {
+		s.riov.Base = nil
+		if len(s.rbuf) > 0 {
+			s.riov.Base = &s.rbuf[0]
+		}
+		s.riov.SetLen(len(s.rbuf))
+		s.rmsg.Iov = &s.riov
+		s.rmsg.SetIovlen(1)
+	}
+	n, _, errno := unix.Syscall(unix.SYS_RECVMSG, fd, uintptr(unsafe.Pointer(&s.rmsg)), uintptr(flags))
+	return int(n), errno
+}
+
+func (s *sockIO) oob() []byte {
+	return unsafe.Slice((*byte)(unsafe.Pointer(&s.roob[0])), oobSize)[:min(int(s.rmsg.Controllen), oobSize)]
+}
+
+// fillData makes the packet for a datagram of n bytes just read.
+func (a *association) fillData(n int) {
+	s := &a.io
+	from := sockaddrAddrPort(&s.rname)
+	p := gateway.Packet{Kind: gateway.PacketData, N: min(n, len(s.rbuf)), From: gateway.Addr{IP: from.Addr(), Port: from.Port()}}
+	for level, typ, data, rest := nextCmsg(s.oob()); data != nil; level, typ, data, rest = nextCmsg(rest) {
+		switch {
+		case level == unix.IPPROTO_IP && typ == unix.IP_TTL && len(data) >= 4,
+			level == unix.IPPROTO_IPV6 && typ == unix.IPV6_HOPLIMIT && len(data) >= 4:
+			p.Meta.TTL = uint8(binary.NativeEndian.Uint32(data))
+		case level == unix.IPPROTO_IP && typ == unix.IP_TOS && len(data) >= 1:
+			p.Meta.TOS, p.Meta.HasTOS = data[0], true
+		case level == unix.IPPROTO_IPV6 && typ == unix.IPV6_TCLASS && len(data) >= 4:
+			p.Meta.TOS, p.Meta.HasTOS = uint8(binary.NativeEndian.Uint32(data)), true
+		}
+	}
+	s.rpkt = p
+}
+
+// readErrQueue reads the error queue until it yields an ICMP error (true)
+// or is empty (false). Entries that are not about a sent datagram are
+// dropped.
+func (a *association) readErrQueue(fd uintptr) bool {
+	s := &a.io
+	s.errHint.Store(false)
+	for {
+		_, errno := s.recv(fd, unix.MSG_ERRQUEUE)
+		switch errno {
+		case 0:
+		case unix.EINTR:
+			continue
+		default:
+			return false
+		}
+		s.errHint.Store(true) // more may follow
+		if e, ok := a.parseErr(); ok {
+			s.rpkt = gateway.Packet{Kind: gateway.PacketICMP, ICMP: e}
+			return true
+		}
+	}
+}
+
+// parseErr turns the error queue entry just read into an ICMPError.
+func (a *association) parseErr() (gateway.ICMPError, bool) {
+	s := &a.io
+	dest := sockaddrAddrPort(&s.rname)
+	for level, typ, data, rest := nextCmsg(s.oob()); data != nil; level, typ, data, rest = nextCmsg(rest) {
+		if !(level == unix.IPPROTO_IP && typ == unix.IP_RECVERR) && !(level == unix.IPPROTO_IPV6 && typ == unix.IPV6_RECVERR) {
+			continue
+		}
+		const eeLen = int(unsafe.Sizeof(unix.SockExtendedErr{}))
+		if len(data) < eeLen {
+			return gateway.ICMPError{}, false
+		}
+		ee := unix.SockExtendedErr{
+			Errno:  binary.NativeEndian.Uint32(data[0:]),
+			Origin: data[4],
+			Type:   data[5],
+			Code:   data[6],
+			Info:   binary.NativeEndian.Uint32(data[8:]),
+		}
+		return a.icmpFrom(&ee, dest, offender(data[eeLen:]))
+	}
+	return gateway.ICMPError{}, false
+}
+
+// icmpFrom maps a sock_extended_err to the neutral ICMP error.
+func (a *association) icmpFrom(ee *unix.SockExtendedErr, dest netip.AddrPort, from netip.Addr) (gateway.ICMPError, bool) {
+	e := gateway.ICMPError{Dest: dest, Type: ee.Type, Code: ee.Code, Reporter: from}
+	switch ee.Origin {
+	case unix.SO_EE_ORIGIN_ICMP:
+		if e.Type == gateway.ICMPv4DestUnreachable && e.Code == icmpFragNeeded {
+			e.MTU = ee.Info
+		}
+	case unix.SO_EE_ORIGIN_ICMP6:
+		e.V6 = true
+		if e.Type == gateway.ICMPv6PacketTooBig {
+			e.MTU = ee.Info
+		}
+	case unix.SO_EE_ORIGIN_LOCAL:
+		if syscall.Errno(ee.Errno) != unix.EMSGSIZE {
+			return gateway.ICMPError{}, false
+		}
+		e.V6, e.Local, e.MTU = dest.Addr().Is6(), true, ee.Info
+		if e.V6 {
+			e.Type, e.Code, e.Reporter = gateway.ICMPv6PacketTooBig, 0, a.src6
+		} else {
+			e.Type, e.Code, e.Reporter = gateway.ICMPv4DestUnreachable, icmpFragNeeded, a.src4
+			if last := unpackAddrPort4(a.io.lastDF4.Load()); dest.Port() == 0 && last.Addr() == dest.Addr() {
+				e.Dest = last
+			}
+		}
+	default:
+		return gateway.ICMPError{}, false
+	}
+	return e, true
+}
+
+// icmpFragNeeded is the ICMPv4 destination-unreachable code "fragmentation
+// needed and DF set".
+const icmpFragNeeded = 4
+
+// offender returns the address of a sockaddr_in or sockaddr_in6 that
+// follows a sock_extended_err; invalid for AF_UNSPEC (local errors).
+func offender(b []byte) netip.Addr {
+	if len(b) < 2 {
+		return netip.Addr{}
+	}
+	switch binary.NativeEndian.Uint16(b) {
+	case unix.AF_INET:
+		if len(b) >= 8 {
+			return netip.AddrFrom4([4]byte(b[4:8]))
+		}
+	case unix.AF_INET6:
+		if len(b) >= 24 {
+			return netip.AddrFrom16([16]byte(b[8:24])).Unmap()
+		}
+	}
+	return netip.Addr{}
+}
+
+// sockaddrAddrPort reads a sockaddr_in or sockaddr_in6 (IPv4-mapped
+// addresses unmapped, no zone).
+func sockaddrAddrPort(sa *unix.RawSockaddrInet6) netip.AddrPort {
+	port := func(p *uint16) uint16 {
+		b := (*[2]byte)(unsafe.Pointer(p))
+		return uint16(b[0])<<8 | uint16(b[1])
+	}
+	switch sa.Family {
+	case unix.AF_INET:
+		sa4 := (*unix.RawSockaddrInet4)(unsafe.Pointer(sa))
+		return netip.AddrPortFrom(netip.AddrFrom4(sa4.Addr), port(&sa4.Port))
+	case unix.AF_INET6:
+		return netip.AddrPortFrom(netip.AddrFrom16(sa.Addr).Unmap(), port(&sa.Port))
+	}
+	return netip.AddrPort{}
+}
+
+// nextCmsg returns the first control message in b and what follows it; data
+// is nil when there is none.
+func nextCmsg(b []byte) (level, typ int32, data, rest []byte) {
+	if len(b) < cmsgHdrLen {
+		return 0, 0, nil, nil
+	}
+	h := (*unix.Cmsghdr)(unsafe.Pointer(&b[0]))
+	l := int(h.Len)
+	if l < cmsgHdrLen || l > len(b) {
+		return 0, 0, nil, nil
+	}
+	next := min(len(b), (l+int(unsafe.Sizeof(uintptr(0)))-1)&^(int(unsafe.Sizeof(uintptr(0)))-1))
+	return h.Level, h.Type, b[cmsgHdrLen:l], b[next:]
+}
+
+// putCmsgInt writes a control message carrying one int at the start of b and
+// returns its space.
+func putCmsgInt(b []byte, level, typ int32, v int) int {
+	h := (*unix.Cmsghdr)(unsafe.Pointer(&b[0]))
+	h.Level, h.Type = level, typ
+	h.SetLen(unix.CmsgLen(4))
+	binary.NativeEndian.PutUint32(b[cmsgHdrLen:], uint32(int32(v)))
+	return unix.CmsgSpace(4)
+}
+
+// sendLocked sends one datagram to dst with the per-datagram wishes of meta
+// as control messages: TTL (IP_TTL / IPV6_HOPLIMIT) and TOS (IP_TOS /
+// IPV6_TCLASS); DF is IPV6_DONTFRAG for IPv6 and, for IPv4, the socket's
+// IP_MTU_DISCOVER switched to IP_PMTUDISC_DO and back only when the datagram
+// needs another mode than the one set. It never waits for the socket: a full
+// send buffer drops the datagram. A socket error left by an earlier ICMP
+// error (sendmsg reports it once instead of sending) is retried: once, or a
+// few times for "connection refused", which only ever comes from ICMP.
+// Called with wmu held.
+func (a *association) sendLocked(b []byte, dst netip.AddrPort, meta gateway.DatagramMeta) error {
+	s := &a.io
+	v4 := dst.Addr().Is4()
+	s.wmsg = unix.Msghdr{Name: (*byte)(unsafe.Pointer(&s.wname)), Iov: &s.wiov}
+	s.wmsg.Namelen = s.putName(dst, a.fam == fam4)
+	s.wiov.Base = nil
+	if len(b) > 0 {
+		s.wiov.Base = &b[0]
+	}
+	s.wiov.SetLen(len(b))
+	s.wmsg.SetIovlen(1)
+
+	oob := unsafe.Slice((*byte)(unsafe.Pointer(&s.woob[0])), len(s.woob)*8)
+	n := 0
+	level, ttlOpt, tosOpt := int32(unix.IPPROTO_IPV6), int32(unix.IPV6_HOPLIMIT), int32(unix.IPV6_TCLASS)
+	if v4 {
+		level, ttlOpt, tosOpt = unix.IPPROTO_IP, unix.IP_TTL, unix.IP_TOS
+	}
+	if meta.TTL != 0 {
+		n += putCmsgInt(oob[n:], level, ttlOpt, int(meta.TTL))
+	}
+	if meta.HasTOS {
+		n += putCmsgInt(oob[n:], level, tosOpt, int(meta.TOS))
+	}
+	s.wpmtu = s.curPMTU
+	switch {
+	case v4 && meta.DF:
+		s.wpmtu = unix.IP_PMTUDISC_DO
+	case v4:
+		s.wpmtu = s.st.pmtu4
+	case meta.DF && !s.st.df6:
+		n += putCmsgInt(oob[n:], unix.IPPROTO_IPV6, unix.IPV6_DONTFRAG, 1)
+	}
+	if v4 && s.wpmtu == unix.IP_PMTUDISC_DO {
+		s.lastDF4.Store(packAddrPort4(dst))
+	}
+	if n > 0 {
+		s.wmsg.Control = &oob[0]
+		s.wmsg.SetControllen(n)
+	}
+	defer func() { s.wiov.Base = nil }()
+
+	for attempt := 0; ; attempt++ {
+		if err := a.rc.Write(s.writeFn); err != nil {
+			if a.closed.Load() || errors.Is(err, net.ErrClosed) {
+				return closedErr("send")
+			}
+			return gateway.NewError(gateway.ReasonGeneral, "direct: send", err)
+		}
+		errno := s.werr
+		switch errno {
+		case 0:
+			return nil
+		case unix.EAGAIN, unix.ENOBUFS:
+			return sendErr(dst, errno)
+		case unix.EINVAL, unix.EAFNOSUPPORT, unix.EDESTADDRREQ, unix.ENOTCONN:
+			return sendErr(dst, errno) // about this datagram itself
+		}
+		// An ICMP error queued, or an error an earlier ICMP error left
+		// pending, which this send consumed: the reader should look at
+		// the queue.
+		s.errHint.Store(true)
+		retry := attempt == 0
+		switch errno {
+		case unix.ECONNREFUSED:
+			// Only ever a pending error (port unreachable): retry
+			// while a burst of them keeps arriving.
+			retry = attempt < 4
+		case unix.EMSGSIZE:
+			// Too big for the known path MTU (the kernel queued a
+			// local error, and would queue another on a retry), or
+			// a pending error from an ICMP "too big" about an
+			// earlier datagram. Only the second can happen to a
+			// datagram no path MTU is too small for.
+			retry = retry && len(b) <= minPayload(v4)
+		}
+		if !retry {
+			return sendErr(dst, errno)
+		}
+	}
+}
+
+func packAddrPort4(ap netip.AddrPort) uint64 {
+	a := ap.Addr().As4()
+	return uint64(a[0])<<40 | uint64(a[1])<<32 | uint64(a[2])<<24 | uint64(a[3])<<16 | uint64(ap.Port())
+}
+
+func unpackAddrPort4(v uint64) netip.AddrPort {
+	return netip.AddrPortFrom(netip.AddrFrom4([4]byte{byte(v >> 40), byte(v >> 32), byte(v >> 24), byte(v >> 16)}), uint16(v))
+}
+
+// minPayload is the largest UDP payload no path MTU the kernel accepts
+// (net.ipv4.route.min_pmtu, 552 by default, and the IPv6 minimum of 1280)
+// is too small for.
+func minPayload(v4 bool) int {
+	if v4 {
+		return 552 - 20 - 8
+	}
+	return 1280 - 40 - 8
+}
+
+// sendOnce is the writer's RawConn.Write callback: one sendmsg(2) of the
+// prepared message, after switching the IPv4 DF mode when needed. It never
+// asks to wait.
+func (s *sockIO) sendOnce(fd uintptr) bool {
+	if s.wpmtu != s.curPMTU {
+		if unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_MTU_DISCOVER, s.wpmtu) == nil {
+			s.curPMTU = s.wpmtu
+		}
+	}
+	for {
+		_, _, errno := unix.Syscall(unix.SYS_SENDMSG, fd, uintptr(unsafe.Pointer(&s.wmsg)), 0)
+		if errno != unix.EINTR {
+			s.werr = errno
+			return true
+		}
+	}
+}
+
+// putName writes dst as the message's destination: a sockaddr_in for an
+// IPv4 socket, else a sockaddr_in6 (IPv4 as IPv4-mapped).
+func (s *sockIO) putName(dst netip.AddrPort, v4sock bool) uint32 {
+	port := [2]byte{byte(dst.Port() >> 8), byte(dst.Port())}
+	if v4sock {
+		sa := (*unix.RawSockaddrInet4)(unsafe.Pointer(&s.wname))
+		*sa = unix.RawSockaddrInet4{Family: unix.AF_INET, Addr: dst.Addr().As4()}
+		*(*[2]byte)(unsafe.Pointer(&sa.Port)) = port
+		return unix.SizeofSockaddrInet4
+	}
+	s.wname = unix.RawSockaddrInet6{Family: unix.AF_INET6, Addr: dst.Addr().As16()}
+	*(*[2]byte)(unsafe.Pointer(&s.wname.Port)) = port
+	return unix.SizeofSockaddrInet6
+}
+
+// sendErr is the error of a datagram the kernel refused; a full buffer is
+// reported as a drop.
+func sendErr(dst netip.AddrPort, errno syscall.Errno) error {
+	err := error(&net.OpError{Op: "write", Net: "udp", Addr: net.UDPAddrFromAddrPort(dst),
+		Err: os.NewSyscallError("sendmsg", errno)})
+	if errno == unix.EAGAIN || errno == unix.ENOBUFS {
+		err = fmt.Errorf("%w: %w", gateway.ErrDropped, err)
+	}
+	return gateway.NewError(gateway.Classify(errno), "direct: send", err)
+}
