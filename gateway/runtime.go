@@ -268,7 +268,7 @@ func (rt *Runtime) Bind(ctx context.Context, req *BindRequest) (Binding, *Route,
 		return nil, route, err
 	}
 	rt.gauge(req.Principal.Frontend, "bind", 1)
-	return &trackedBinding{Binding: b, release: func() { release(); rt.gauge(req.Principal.Frontend, "bind", -1) }}, route, nil
+	return &trackedBinding{Binding: b, release: onceFunc(func() { release(); rt.gauge(req.Principal.Frontend, "bind", -1) })}, route, nil
 }
 
 // Associate routes a datagram association (cmd is CmdUDP or
@@ -297,7 +297,7 @@ func (rt *Runtime) Associate(ctx context.Context, cmd Command, req *AssocRequest
 		kind = "turn"
 	}
 	rt.gauge(req.Principal.Frontend, kind, 1)
-	return &trackedAssoc{Association: a, release: func() { release(); rt.gauge(req.Principal.Frontend, kind, -1) }}, route, nil
+	return &trackedAssoc{Association: a, release: onceFunc(func() { release(); rt.gauge(req.Principal.Frontend, kind, -1) })}, route, nil
 }
 
 func (rt *Runtime) gauge(frontend, kind string, d float64) {

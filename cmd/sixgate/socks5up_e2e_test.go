@@ -5,9 +5,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -126,102 +123,16 @@ func TestSOCKS5UpstreamDanteCurl(t *testing.T) {
 	}
 }
 
-// socks5upUDPClient is testdata/socks5client.js's `udp` mode, fixed: the
-// npm package "socks" (2.8) refuses command "associate" in
-// SocksClient.createConnection ("An invalid SOCKS command was provided"),
-// so the association is opened with new SocksClient and its "established"
-// event, as the `bind` mode does. Usage:
-//
-//	node client.js <proxyHost> <proxyPort> <echoHost> <echoPort> <count> [user pass]
-//
-// It sends count datagrams of 1..1400 bytes to the echo server through the
-// association, checks that each comes back once, intact, from the echo
-// server, prints "UDP OK <count>" and exits 0.
-const socks5upUDPClient = `'use strict';
-const path = require('path');
-const { SocksClient } = require(path.join(process.env.SIXGATE_NODE_MODULES, 'socks'));
-const dgram = require('dgram');
-const [host, portStr, echoHost, echoPortStr, countStr, user, pass] = process.argv.slice(2);
-const echoPort = Number(echoPortStr), count = Number(countStr);
-function fail(msg) { console.error('FAIL ' + msg); process.exit(1); }
-setTimeout(() => fail('timeout'), 25000).unref();
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const proxy = { host, port: Number(portStr), type: 5 };
-if (user) { proxy.userId = user; proxy.password = pass; }
-const all = new Map(); // hex payload -> payload
-for (let i = 0; i < count; i++) {
-  const data = Buffer.concat([Buffer.from(i + ':'), Buffer.alloc(1 + ((i * 97) % 1400), i % 256)]);
-  all.set(data.toString('hex'), data);
-}
-const probeHex = Buffer.from('probe').toString('hex');
-const got = new Set();
-let probed = false;
-const sock = dgram.createSocket('udp4');
-sock.bind(0, '127.0.0.1', () => {
-  const client = new SocksClient({ proxy, command: 'associate', destination: { host: '127.0.0.1', port: sock.address().port } });
-  client.on('error', (e) => fail(e.message));
-  client.on('established', async (info) => {
-    const relay = info.remoteHost;
-    const send = (data) => sock.send(SocksClient.createUDPFrame({ remoteHost: { host: echoHost, port: echoPort }, data }), relay.port, relay.host);
-    sock.on('message', (msg) => {
-      const f = SocksClient.parseUDPFrame(msg);
-      if (f.remoteHost.host !== echoHost || f.remoteHost.port !== echoPort) fail('wrong source ' + JSON.stringify(f.remoteHost));
-      const key = f.data.toString('hex');
-      if (key === probeHex) { probed = true; return; }
-      if (!all.has(key)) fail('a payload that was never sent');
-      got.add(key); // an echo of a resent datagram is no duplicate
-      if (got.size === count) { console.log('UDP OK ' + count); info.socket.end(); sock.close(); process.exit(0); }
-    });
-    // Warm up: the upstream relay may drop what arrives before it is ready.
-    for (let i = 0; i < 50 && !probed; i++) { send(Buffer.from('probe')); await sleep(100); }
-    if (!probed) fail('no probe came back');
-    // UDP may lose datagrams under load: send the missing ones again, up
-    // to three more rounds.
-    for (let round = 0; round < 4; round++) {
-      let n = 0;
-      for (const [key, data] of all) {
-        if (got.has(key)) continue;
-        send(data);
-        if (++n % 20 === 0) await sleep(5);
-      }
-      if (round > 0) console.error('round ' + round + ': sent ' + n + ' again');
-      await sleep(3000);
-    }
-    fail((count - got.size) + ' datagrams did not come back');
-  });
-  client.connect();
-});
-`
-
-// socks5upNodeUDP runs socks5upUDPClient and returns its first line of
-// output and its exit error.
+// socks5upNodeUDP runs testdata/socks5client.js's udp mode and returns its
+// first line of output and its exit error.
 func socks5upNodeUDP(t *testing.T, args ...string) (string, error) {
 	t.Helper()
-	dir := os.Getenv("SIXGATE_NODE_DIR")
-	if dir == "" {
-		home, _ := os.UserHomeDir()
-		dir = filepath.Join(home, ".cache", "sixgate-node")
+	cmd, sc := nodeClient(t, append([]string{"udp"}, args...)...)
+	line := ""
+	if sc.Scan() {
+		line = sc.Text()
 	}
-	mods := filepath.Join(dir, "node_modules")
-	if _, err := os.Stat(filepath.Join(mods, "socks")); err != nil {
-		t.Fatalf("npm package socks missing in %s (.ci/setup installs it)", mods)
-	}
-	script := filepath.Join(t.TempDir(), "udpclient.js")
-	if err := os.WriteFile(script, []byte(socks5upUDPClient), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command("node", append([]string{script}, args...)...)
-	cmd.Env = append(os.Environ(), "SIXGATE_NODE_MODULES="+mods)
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		err = fmt.Errorf("%w: %s", err, stderr.String())
-	} else if stderr.Len() > 0 {
-		t.Logf("node client: %s", stderr.String()) // datagrams sent again
-	}
-	line, _, _ := strings.Cut(string(out), "\n")
-	return line, err
+	return line, cmd.Wait()
 }
 
 func TestSOCKS5UpstreamDanteUDPNode(t *testing.T) {
