@@ -195,13 +195,33 @@ func TestDialPolicyDeny(t *testing.T) {
 	}
 }
 
+// samePortPair listens on one port of two addresses, retrying while the
+// port chosen for the first is taken on the second.
+func samePortPair(t *testing.T, a, b string) (*server, *server) {
+	t.Helper()
+	for range 20 {
+		la, err := net.Listen("tcp4", net.JoinHostPort(a, "0"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := la.Addr().(*net.TCPAddr).Port
+		lb, err := net.Listen("tcp4", net.JoinHostPort(b, strconv.Itoa(port)))
+		if err != nil {
+			la.Close()
+			continue
+		}
+		return serve(t, la.(*net.TCPListener)), serve(t, lb.(*net.TCPListener))
+	}
+	t.Fatal("no port free on both addresses")
+	return nil, nil
+}
+
 // TestDialRebinding checks that a name answering differently on a second
 // lookup never makes the backend connect to the unchecked address.
 func TestDialRebinding(t *testing.T) {
 	t.Run("loopback", func(t *testing.T) {
 		// 127.0.0.2 is allowed, 127.0.0.1 is not; both listen on one port.
-		good := listenTCP(t, "tcp4", "127.0.0.2:0")
-		bad := listenTCP(t, "tcp4", net.JoinHostPort("127.0.0.1", strconv.Itoa(int(good.port()))))
+		good, bad := samePortPair(t, "127.0.0.2", "127.0.0.1")
 		res := newFakeResolver([]string{"127.0.0.2"}, []string{"127.0.0.1"})
 		b := newBackend(t, Config{}, Options{Resolver: res})
 		st, err := b.Dial(context.Background(), &gateway.StreamRequest{
