@@ -256,6 +256,18 @@ func (us *udpSocket) stop() {
 	us.cancel = nil
 }
 
+// closeStreams closes the TCP listeners (no new sessions); packet
+// endpoints stay for the associations that use them.
+func (l *Listeners) closeStreams() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for addr, tl := range l.tcp {
+		l.own.Remove(addrPortOf(tl.ln.Addr()))
+		tl.ln.Close()
+		delete(l.tcp, addr)
+	}
+}
+
 // closeAll closes every listener and stops packet frontends.
 func (l *Listeners) closeAll() {
 	l.mu.Lock()

@@ -31,9 +31,11 @@ type Env struct {
 	Own      *OwnAddrs
 	Tracker  *Tracker
 	// State keeps plug-in state across reloads.
-	State  *StateStore
-	Users  map[string]*UserSet
-	Limits Limits
+	State *StateStore
+	// Lifecycle tells plug-ins whether the gateway is draining.
+	Lifecycle *Lifecycle
+	Users     map[string]*UserSet
+	Limits    Limits
 	// Via is the backend a backend reaches its server through (backends
 	// only); nil means plain sockets.
 	Via Backend
@@ -61,6 +63,7 @@ type Runtime struct {
 	Own       *OwnAddrs
 	Tracker   *Tracker
 	State     *StateStore
+	Lifecycle *Lifecycle
 
 	holdMu  sync.Mutex
 	holds   int
@@ -70,14 +73,15 @@ type Runtime struct {
 
 // Deps are the process-wide pieces a Runtime is built with.
 type Deps struct {
-	Log      *slog.Logger
-	Metrics  *Metrics
-	Clock    Clock
-	Resolver Resolver
-	Own      *OwnAddrs
-	Tracker  *Tracker
-	State    *StateStore
-	Registry *Registry
+	Log       *slog.Logger
+	Metrics   *Metrics
+	Clock     Clock
+	Resolver  Resolver
+	Own       *OwnAddrs
+	Tracker   *Tracker
+	State     *StateStore
+	Lifecycle *Lifecycle
+	Registry  *Registry
 }
 
 // Build constructs the backends (via targets first), the routes and the
@@ -95,13 +99,16 @@ func Build(cfg *Config, d Deps) (rt *Runtime, err error) {
 	if d.State == nil {
 		d.State = NewStateStore()
 	}
+	if d.Lifecycle == nil {
+		d.Lifecycle = &Lifecycle{}
+	}
 	if d.Resolver == nil {
 		d.Resolver = NewResolver(cfg.Resolver)
 	}
 	rt = &Runtime{
 		Config: cfg, Backends: map[string]Backend{}, Users: cfg.Users, Limits: cfg.Limits,
 		Log: d.Log, Metrics: d.Metrics, Clock: d.Clock, Resolver: d.Resolver, Own: d.Own, Tracker: d.Tracker,
-		State: d.State,
+		State: d.State, Lifecycle: d.Lifecycle,
 	}
 	defer func() {
 		if err != nil {
@@ -167,7 +174,7 @@ func Build(cfg *Config, d Deps) (rt *Runtime, err error) {
 
 func (rt *Runtime) env(reg *Registry) *Env {
 	return &Env{Log: rt.Log, Metrics: rt.Metrics, Clock: rt.Clock, Resolver: rt.Resolver, Own: rt.Own,
-		Tracker: rt.Tracker, State: rt.State, Users: rt.Users, Limits: rt.Limits, Registry: reg}
+		Tracker: rt.Tracker, State: rt.State, Lifecycle: rt.Lifecycle, Users: rt.Users, Limits: rt.Limits, Registry: reg}
 }
 
 func mapKeys[V any](m map[string]V) map[string]bool {

@@ -64,7 +64,7 @@ func NewServer(o ServerOptions) *Server {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Server{
 		log: o.Log, level: o.Level, metrics: o.Metrics, registry: o.Registry,
-		deps:      Deps{Log: o.Log, Metrics: o.Metrics, Clock: o.Clock, Resolver: o.Resolver, Own: own, Tracker: tr, State: NewStateStore(), Registry: o.Registry},
+		deps:      Deps{Log: o.Log, Metrics: o.Metrics, Clock: o.Clock, Resolver: o.Resolver, Own: own, Tracker: tr, State: NewStateStore(), Lifecycle: &Lifecycle{}, Registry: o.Registry},
 		ctx:       ctx,
 		cancel:    cancel,
 		listeners: newListeners(o.Log, own, tr, o.Metrics),
@@ -197,27 +197,42 @@ func (s *Server) Addrs() map[string]net.Addr {
 	return m
 }
 
-// Shutdown drains: /readyz turns 503, listeners close, sessions get until
-// ctx ends (the grace period), then every session is closed.
+// Shutdown drains: /readyz turns 503, the stream listeners close (no new
+// sessions), and open sessions and associations — UDP relay endpoints stay
+// open for them — get until ctx ends (the grace period); frontends see the
+// deadline through Lifecycle.DrainDeadline (TURN refreshes are clamped to it).
+// Then every session is closed.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.draining.Store(true)
 	s.ready.Store(false)
 	s.metrics.Draining.Set(1)
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(time.Hour)
+	}
+	s.deps.Lifecycle.startDrain(deadline)
+	s.listeners.closeStreams()
+	s.log.Info("draining", "sessions", s.listeners.sessions.count(), "associations", s.deps.Tracker.Associations())
+	idle := func() bool { return s.listeners.sessions.count() == 0 && s.deps.Tracker.Associations() == 0 }
+	var err error
+	tick := time.NewTicker(50 * time.Millisecond)
+	for !idle() && err == nil {
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			err = fmt.Errorf("drain: grace period over with %d sessions and %d associations open",
+				s.listeners.sessions.count(), s.deps.Tracker.Associations())
+		}
+	}
+	tick.Stop()
+	s.cancel()
 	s.listeners.closeAll()
-	s.log.Info("draining", "sessions", s.listeners.sessions.count())
+	s.listeners.sessions.closeAll()
 	done := make(chan struct{})
 	go func() {
 		s.listeners.sessions.wg.Wait()
 		close(done)
 	}()
-	var err error
-	select {
-	case <-done:
-	case <-ctx.Done():
-		err = fmt.Errorf("drain: grace period over with %d sessions open", s.listeners.sessions.count())
-	}
-	s.cancel()
-	s.listeners.sessions.closeAll()
 	select {
 	case <-done:
 	case <-time.After(5 * time.Second):

@@ -1,6 +1,10 @@
 package gateway
 
-import "sync"
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+)
 
 // StateStore keeps state that must outlive one Runtime — SOCKS 6 sessions
 // and token windows, TURN allocations — so a reload does not drop it. Keys
@@ -24,3 +28,24 @@ func (s *StateStore) Get(key string, create func() any) any {
 	}
 	return v
 }
+
+// Lifecycle is the gateway's process state that plug-ins may consult.
+type Lifecycle struct {
+	drainBy atomic.Int64
+}
+
+// DrainDeadline reports whether the gateway is draining and when the grace
+// period ends: a frontend must not extend anything (a TURN allocation's
+// lifetime) past it.
+func (l *Lifecycle) DrainDeadline() (time.Time, bool) {
+	if l == nil {
+		return time.Time{}, false
+	}
+	n := l.drainBy.Load()
+	if n == 0 {
+		return time.Time{}, false
+	}
+	return time.Unix(0, n), true
+}
+
+func (l *Lifecycle) startDrain(deadline time.Time) { l.drainBy.Store(deadline.UnixNano()) }

@@ -163,6 +163,13 @@ func (t *Tracker) AcquireAssoc(l *Limits, user string, alloc bool) (func(), erro
 	}), nil
 }
 
+// Associations returns how many associations and bindings are open.
+func (t *Tracker) Associations() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.assocs
+}
+
 // Limiters returns the user's shared up and down bandwidth limiters, or nils
 // when bandwidth is unlimited. The bucket holds 50 ms of traffic.
 func (t *Tracker) Limiters(l *Limits, user string) (up, down *rate.Limiter) {

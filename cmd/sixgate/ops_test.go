@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"regexp"
 	"strconv"
 	"strings"
@@ -519,5 +520,58 @@ func TestBandwidthPerUser(t *testing.T) {
 	t.Logf("through the gateway: %.0f B/s over %v (limit %d B/s)", rate, elapsed, bps)
 	if rate < bps*0.9 || rate > bps*1.1 {
 		t.Fatalf("rate %.0f B/s not within 10%% of %d", rate, bps)
+	}
+}
+
+// TestReloadAndDrainKeepUDPAssociation: a UDP association keeps relaying
+// across a reload and during the drain's grace period.
+func TestReloadAndDrainKeepUDPAssociation(t *testing.T) {
+	echo := echoAddr(t)
+	authPort, anonPort := freePort(t), freePort(t)
+	cfg := socks5Config(authPort, anonPort)
+	g := startGateway(t, cfg)
+	u := openS5UDP(t, fmt.Sprintf("127.0.0.1:%d", anonPort))
+	u.send(t, u.pc, 0, echo, "before")
+	if got := u.recv(t, 3*time.Second); got != "before" {
+		t.Fatalf("echo %q", got)
+	}
+	g.rewriteConfig(cfg + "\nshutdown_grace = \"2s\"\n")
+	g.Signal(syscall.SIGHUP)
+	waitFor(t, "reload", func() bool { return g.metric(`sixgate_config_reloads_total{result="success"}`) == 1 })
+	u.send(t, u.pc, 0, echo, "after reload")
+	if got := u.recv(t, 3*time.Second); got != "after reload" {
+		t.Fatalf("after reload: echo %q", got)
+	}
+	g.Signal(syscall.SIGTERM)
+	waitFor(t, "readyz 503", func() bool { code, _ := g.get("/readyz"); return code == 503 })
+	u.send(t, u.pc, 0, echo, "during drain")
+	if got := u.recv(t, 3*time.Second); got != "during drain" {
+		t.Fatalf("during drain: echo %q", got)
+	}
+	u.ctrl.Close()
+	if exit, ok := g.Wait(5 * time.Second); !ok || exit != 0 {
+		t.Fatalf("exit %d ok=%v", exit, ok)
+	}
+}
+
+// TestLogLevelEndpoint: the level changes at runtime on a loopback admin
+// listener with log_level_endpoint = true.
+func TestLogLevelEndpoint(t *testing.T) {
+	g := startGateway(t, `
+admin {
+  listen             = "127.0.0.1:0"
+  log_level_endpoint = true
+}
+`)
+	if _, body := g.get("/loglevel"); strings.TrimSpace(body) != "info" {
+		t.Fatalf("level %q", body)
+	}
+	resp, err := http.Post("http://"+g.Addr("admin")+"/loglevel?level=debug", "text/plain", nil)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("set level: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	if _, body := g.get("/loglevel"); strings.TrimSpace(body) != "debug" {
+		t.Fatalf("level after change %q", body)
 	}
 }
