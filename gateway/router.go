@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -184,22 +185,68 @@ func denied(format string, args ...any) error {
 // policy the backend must apply to every address it connects to. An IP
 // destination is checked at once.
 func (r *Router) Stream(m Match, dest Addr) (*Route, Policy, error) {
+	rt, _, p, err := r.stream(m, dest)
+	return rt, p, err
+}
+
+// stream is Stream that also reports whether a route that matches only
+// addresses (CIDRs) was passed over because dest is a name: then the name's
+// addresses may route differently.
+func (r *Router) stream(m Match, dest Addr) (*Route, bool, Policy, error) {
+	skipped := false
 	for _, rt := range r.routes {
-		if !rt.matchWho(m) || !rt.matchDest(dest) {
+		if !rt.matchWho(m) {
+			continue
+		}
+		if !rt.matchDest(dest) {
+			if dest.IsName() && len(rt.CIDRs) > 0 {
+				skipped = true
+			}
 			continue
 		}
 		if rt.Deny {
-			return rt, nil, denied("%s denies %s", rt.Label(), dest)
+			return rt, skipped, nil, denied("%s denies %s", rt.Label(), dest)
 		}
 		p := &routePolicy{r: r, m: m, backend: rt.BackendName}
 		if !dest.IsName() {
 			if err := p.Allow(dest.AddrPort()); err != nil {
-				return rt, nil, err
+				return rt, skipped, nil, err
 			}
 		}
+		return rt, skipped, p, nil
+	}
+	return nil, skipped, nil, denied("no route for %s %s", m.Command, dest)
+}
+
+// StreamResolving is Stream for a name that address-only routes may match:
+// when the name itself matches no earlier route, the name is resolved and
+// the first of its addresses that routes and passes the policy decides the
+// route, so `destinations = ["127.0.0.0/8"]` serves "localhost". The request
+// keeps the name; the backend resolves it again (from the cache) and the
+// policy checks every address it dials.
+func (r *Router) StreamResolving(ctx context.Context, res Resolver, m Match, dest Addr) (*Route, Policy, error) {
+	rt, skipped, p, err := r.stream(m, dest)
+	if !dest.IsName() || !skipped || res == nil {
+		return rt, p, err
+	}
+	ips, lerr := res.LookupNetIP(ctx, "ip", dest.Name)
+	if lerr != nil || len(ips) == 0 {
+		return rt, p, err
+	}
+	var firstErr error
+	for _, ip := range ips {
+		art, _, ap, aerr := r.stream(m, Addr{IP: ip.Unmap(), Port: dest.Port})
+		if aerr == nil {
+			return art, ap, nil
+		}
+		if firstErr == nil {
+			firstErr = aerr
+		}
+	}
+	if err == nil {
 		return rt, p, nil
 	}
-	return nil, nil, denied("no route for %s %s", m.Command, dest)
+	return rt, p, firstErr
 }
 
 // Association picks the route for an association (BIND, UDP ASSOCIATE, TURN

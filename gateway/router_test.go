@@ -1,7 +1,9 @@
 package gateway
 
 import (
+	"context"
 	"errors"
+	"net"
 	"net/netip"
 	"testing"
 )
@@ -282,4 +284,44 @@ func FuzzNameAddr(f *testing.F) {
 			t.Fatalf("%q -> bad name %q", s, a.Name)
 		}
 	})
+}
+
+type mapResolver map[string][]netip.Addr
+
+func (m mapResolver) LookupNetIP(_ context.Context, _, host string) ([]netip.Addr, error) {
+	if a, ok := m[host]; ok {
+		return a, nil
+	}
+	return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
+}
+
+func TestStreamResolvingRoutesNamesByAddress(t *testing.T) {
+	r := compile(t,
+		RouteConfig{Commands: []string{"connect"}, Destinations: []string{"10.0.0.0/8"}, Backend: "up"},
+		RouteConfig{Destinations: []string{"127.0.0.0/8"}, Backend: "out"},
+	)
+	res := mapResolver{
+		"localhost":    {netip.MustParseAddr("127.0.0.1")},
+		"intranet.lan": {netip.MustParseAddr("10.1.2.3")},
+		"public.test":  {netip.MustParseAddr("93.184.216.34")},
+	}
+	ctx := context.Background()
+	for name, want := range map[string]string{"localhost": "out", "intranet.lan": "up", "public.test": "", "missing.test": ""} {
+		rt, pol, err := r.StreamResolving(ctx, res, connect, Addr{Name: name, Port: 80})
+		got := ""
+		if err == nil {
+			got = rt.BackendName
+			// The policy still judges each dialed address.
+			for _, ip := range res[name] {
+				if perr := pol.Allow(netip.AddrPortFrom(ip, 80)); perr != nil {
+					t.Errorf("%s: policy denies its own address %s: %v", name, ip, perr)
+				}
+			}
+		} else if !isDenied(err) {
+			t.Errorf("%s: %v", name, err)
+		}
+		if got != want {
+			t.Errorf("%s: backend %q, want %q (err %v)", name, got, want, err)
+		}
+	}
 }

@@ -243,7 +243,7 @@ func (rt *Runtime) observeDial(backend string, start time.Time, err error) {
 // Connect routes a stream request and dials it through the chosen backend.
 func (rt *Runtime) Connect(ctx context.Context, req *StreamRequest) (*Stream, *Route, error) {
 	m := Match{Command: CmdConnect, User: req.Principal.User, Frontend: req.Principal.Frontend}
-	route, pol, err := rt.Router.Stream(m, req.Dest)
+	route, pol, err := rt.Router.StreamResolving(ctx, rt.Resolver, m, req.Dest)
 	if err != nil {
 		return nil, route, err
 	}
