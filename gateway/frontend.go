@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"net"
+	"time"
 )
 
 // Endpoint is a socket a frontend needs. The gateway binds it, keeps it bound
@@ -16,6 +17,11 @@ type Endpoint struct {
 	// several frontends share one TCP address (SOCKS 5 = 0x05, SOCKS 6 =
 	// 0x06); nil serves every stream on the address.
 	FirstBytes []byte
+	// HandshakeTimeout bounds a stream connection's handshake: the gateway
+	// sets the connection's deadline to the accept time plus this before it
+	// peeks the first byte or calls ServeConn, and the frontend clears the
+	// deadline once the handshake is done (it never extends it).
+	HandshakeTimeout time.Duration
 }
 
 // Frontend speaks a protocol to clients and turns their sessions into
@@ -26,7 +32,8 @@ type Frontend interface {
 	// Endpoints lists the sockets to bind.
 	Endpoints() []Endpoint
 	// ServeConn serves one accepted stream connection until the session
-	// ends; the gateway closes conn afterwards.
+	// ends; the gateway closes conn afterwards. conn arrives with its
+	// handshake deadline set (see Endpoint.HandshakeTimeout).
 	ServeConn(ctx context.Context, conn net.Conn, ep Endpoint)
 	// ServePacket serves a bound packet socket until ctx is done or the socket
 	// is closed.

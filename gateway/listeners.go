@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -324,13 +325,15 @@ func (l *Listeners) acceptLoop(ctx context.Context, tl *tcpListener) {
 }
 
 func (l *Listeners) serveConn(ctx context.Context, tl *tcpListener, c net.Conn) {
+	accepted := time.Now()
 	t := tl.table.Load()
 	client := addrPortOf(c.RemoteAddr())
 	var h *handler
 	var conn net.Conn = c
 	if t.shared {
 		// Peek the first byte under the handshake deadline of the
-		// frontends sharing the port.
+		// frontends sharing the port; the deadline is set once, here, and
+		// not restarted after the peek.
 		var anyH *handler
 		for _, x := range t.byFirst {
 			if x != nil {
@@ -338,12 +341,15 @@ func (l *Listeners) serveConn(ctx context.Context, tl *tcpListener, c net.Conn) 
 				break
 			}
 		}
-		c.SetReadDeadline(time.Now().Add(anyH.rt.Limits.HandshakeTimeout))
+		c.SetDeadline(accepted.Add(handshakeTimeout(anyH)))
 		br := bufio.NewReaderSize(c, 512)
 		b, err := br.Peek(1)
-		c.SetReadDeadline(time.Time{})
 		if err != nil {
-			l.handshakeFail(anyH, "first_byte")
+			reason := "first_byte"
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				reason = "timeout"
+			}
+			l.handshakeFail(anyH, reason)
 			c.Close()
 			return
 		}
@@ -357,8 +363,12 @@ func (l *Listeners) serveConn(ctx context.Context, tl *tcpListener, c net.Conn) 
 			h = anyH
 		}
 		conn = &peekedConn{Conn: c, r: br}
+		if d := handshakeTimeout(h); d < handshakeTimeout(anyH) {
+			c.SetDeadline(accepted.Add(d))
+		}
 	} else {
 		h = t.all
+		c.SetDeadline(accepted.Add(handshakeTimeout(h)))
 	}
 	release, err := l.tracker.AcquireConn(&h.rt.Limits, client.Addr())
 	if err != nil {
@@ -379,6 +389,18 @@ func (l *Listeners) serveConn(ctx context.Context, tl *tcpListener, c net.Conn) 
 		done()
 	}()
 	h.fe.ServeConn(ctx, conn, h.ep)
+}
+
+// handshakeTimeout is the endpoint's handshake timeout, or the runtime's
+// when the frontend gave none.
+func handshakeTimeout(h *handler) time.Duration {
+	if h.ep.HandshakeTimeout > 0 {
+		return h.ep.HandshakeTimeout
+	}
+	if h.rt.Limits.HandshakeTimeout > 0 {
+		return h.rt.Limits.HandshakeTimeout
+	}
+	return DefaultLimits().HandshakeTimeout
 }
 
 func (l *Listeners) handshakeFail(h *handler, reason string) {

@@ -193,6 +193,10 @@ func (r *Router) Stream(m Match, dest Addr) (*Route, Policy, error) {
 // addresses (CIDRs) was passed over because dest is a name: then the name's
 // addresses may route differently.
 func (r *Router) stream(m Match, dest Addr) (*Route, bool, Policy, error) {
+	if dest.Port == 0 {
+		// Port 0 is no destination: connect(2) would send a SYN to it.
+		return nil, false, nil, denied("port 0 is not a destination")
+	}
 	skipped := false
 	for _, rt := range r.routes {
 		if !rt.matchWho(m) {

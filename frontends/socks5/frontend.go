@@ -41,7 +41,7 @@ var (
 
 func newFrontend(env *gateway.Env, name, listen, users string, adv netip.Addr, firstBytes []byte) (*Frontend, error) {
 	f := &Frontend{name: name, rt: env.Runtime, log: env.Log, limits: env.Limits, advertise: adv,
-		eps: []gateway.Endpoint{{Network: "tcp", Address: listen, FirstBytes: firstBytes}}}
+		eps: []gateway.Endpoint{{Network: "tcp", Address: listen, FirstBytes: firstBytes, HandshakeTimeout: env.Limits.HandshakeTimeout}}}
 	if users != "" {
 		us, ok := env.Users[users]
 		if !ok {
@@ -89,7 +89,7 @@ func (f *Frontend) ServeConn(ctx context.Context, conn net.Conn, ep gateway.Endp
 	s.p = gateway.Principal{Frontend: f.name, Protocol: Protocol, Client: s.client}
 	f.rt.SessionActive(f.name, Protocol, 1)
 	defer f.rt.SessionActive(f.name, Protocol, -1)
-	conn.SetDeadline(time.Now().Add(f.limits.HandshakeTimeout))
+	// The gateway set the handshake deadline at accept time.
 	if !s.authenticate() {
 		return
 	}

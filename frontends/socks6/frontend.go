@@ -18,7 +18,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"sync"
 	"time"
 
 	"github.com/sixgate/sixgate/gateway"
@@ -84,7 +83,7 @@ func New(env *gateway.Env, name string, c *Config) (*Frontend, error) {
 			}
 		}
 	}
-	f.eps = []gateway.Endpoint{{Network: "tcp", Address: c.Listen, FirstBytes: first}}
+	f.eps = []gateway.Endpoint{{Network: "tcp", Address: c.Listen, FirstBytes: first, HandshakeTimeout: f.limits.HandshakeTimeout}}
 	f.sessions = env.State.Get("socks6/"+name+"/sessions", func() any { return newSessionStore() }).(*sessionStore)
 	f.udp = env.State.Get("socks6/"+name+"/udp", func() any { return newUDPRelay() }).(*udpRelay)
 	udpListen := c.UDPListen
@@ -111,17 +110,13 @@ func (f *Frontend) Endpoints() []gateway.Endpoint { return f.eps }
 // gets a successful Authentication Reply and an Operation Reply "general
 // failure", so the client learns why.
 func (f *Frontend) RefuseConn(conn net.Conn, err error) {
-	buf := reqBufs.Get().(*[]byte)
-	defer reqBufs.Put(buf)
-	if _, rerr := s6.ReadRequest(conn, *buf, f.dialect); rerr != nil {
+	if _, rerr := s6.ReadRequest(conn, nil, f.dialect); rerr != nil {
 		return
 	}
 	out, _ := s6.AppendAuthReply(nil, &s6.AuthReply{Type: s6.AuthSuccess}, f.dialect)
 	out = appendOpReply(out, s6.ReplyCodeForError(err), gateway.Addr{}, nil, f.dialect)
 	conn.Write(out)
 }
-
-var reqBufs = sync.Pool{New: func() any { b := make([]byte, s6.MaxRequestLen); return &b }}
 
 // conn is one client connection being served.
 type conn struct {
@@ -145,7 +140,7 @@ func (f *Frontend) ServeConn(ctx context.Context, nc net.Conn, ep gateway.Endpoi
 	cn.p = gateway.Principal{Frontend: f.name, Protocol: Protocol, Client: cn.client}
 	f.rt.SessionActive(f.name, Protocol, 1)
 	defer f.rt.SessionActive(f.name, Protocol, -1)
-	nc.SetDeadline(time.Now().Add(f.limits.HandshakeTimeout))
+	// The gateway set the handshake deadline at accept time.
 	if f.tls != nil {
 		tc := tls.Server(nc, f.tls)
 		if err := tc.HandshakeContext(ctx); err != nil {
@@ -160,9 +155,9 @@ func (f *Frontend) ServeConn(ctx context.Context, nc net.Conn, ep gateway.Endpoi
 
 func (cn *conn) serve(ctx context.Context) {
 	f := cn.f
-	buf := reqBufs.Get().(*[]byte)
-	req, err := s6.ReadRequest(cn.c, *buf, f.dialect)
-	reqBufs.Put(buf)
+	// No preallocated buffer: the codec grows it as bytes arrive, so a
+	// client that announces a large Request and sends little costs little.
+	req, err := s6.ReadRequest(cn.c, nil, f.dialect)
 	if err != nil {
 		if errors.Is(err, s6.ErrVersion) {
 			cn.c.Write(s6.AppendVersionMismatch(nil))
