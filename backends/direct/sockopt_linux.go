@@ -3,7 +3,6 @@
 package direct
 
 import (
-	"errors"
 	"net"
 	"os"
 	"syscall"
@@ -26,81 +25,9 @@ const (
 	tcpiOptSynData = 0x20
 )
 
-// applyIPOptions sets TOS, TTL and DF on a TCP socket of the given family and
-// records each wanted option's outcome in o with the value read back from the
-// socket. A value the kernel rejects leaves the option Declined with the value
-// still in effect.
-func applyIPOptions(fd uintptr, v6 bool, o *gateway.StackOptions) {
-	s := int(fd)
-	level, tosOpt, ttlOpt := unix.IPPROTO_IP, unix.IP_TOS, unix.IP_TTL
-	if v6 {
-		level, tosOpt, ttlOpt = unix.IPPROTO_IPV6, unix.IPV6_TCLASS, unix.IPV6_UNICAST_HOPS
-	}
-	if o.TOS.Pending() {
-		err := unix.SetsockoptInt(s, level, tosOpt, int(o.TOS.Value))
-		v, gerr := unix.GetsockoptInt(s, level, tosOpt)
-		record(&o.TOS, uint8(v), err, gerr)
-	}
-	if o.TTL.Pending() {
-		var err error = unix.EINVAL // TTL 0 is not a valid hop limit
-		if o.TTL.Value != 0 {
-			err = unix.SetsockoptInt(s, level, ttlOpt, int(o.TTL.Value))
-		}
-		v, gerr := unix.GetsockoptInt(s, level, ttlOpt)
-		record(&o.TTL, uint8(v), err, gerr)
-	}
-	if o.DF.Pending() {
-		var err, gerr error
-		var df bool
-		if v6 {
-			on := 0
-			if o.DF.Value {
-				on = 1
-			}
-			err = unix.SetsockoptInt(s, unix.IPPROTO_IPV6, unix.IPV6_DONTFRAG, on)
-			if err == nil && o.DF.Value {
-				// Also make path MTU discovery strict, as IP_PMTUDISC_DO
-				// does for IPv4.
-				err = unix.SetsockoptInt(s, unix.IPPROTO_IPV6, unix.IPV6_MTU_DISCOVER, unix.IPV6_PMTUDISC_DO)
-			}
-			var v int
-			v, gerr = unix.GetsockoptInt(s, unix.IPPROTO_IPV6, unix.IPV6_DONTFRAG)
-			df = v != 0
-		} else {
-			mode := unix.IP_PMTUDISC_DONT
-			if o.DF.Value {
-				mode = unix.IP_PMTUDISC_DO
-			}
-			err = unix.SetsockoptInt(s, unix.IPPROTO_IP, unix.IP_MTU_DISCOVER, mode)
-			var v int
-			v, gerr = unix.GetsockoptInt(s, unix.IPPROTO_IP, unix.IP_MTU_DISCOVER)
-			df = v == unix.IP_PMTUDISC_DO || v == unix.IP_PMTUDISC_PROBE
-		}
-		record(&o.DF, df, err, gerr)
-	}
-}
-
-// record sets an option's outcome from the setsockopt error setErr and the
-// value v read back (valid when getErr is nil): Applied with v, or with the
-// requested value when the socket cannot read it back; Declined with the
-// value in effect when the kernel refused the value; Unsupported when the
-// socket knows neither (an MPTCP socket supports fewer options).
-func record[T comparable](o *gateway.Opt[T], v T, setErr, getErr error) {
-	switch {
-	case setErr == nil && getErr == nil:
-		o.Apply(v)
-	case setErr == nil:
-		o.Apply(o.Value)
-	case getErr == nil && !unsupportedOpt(setErr):
-		o.Decline(v)
-	default:
-		o.Unsupport()
-	}
-}
-
-func unsupportedOpt(err error) bool {
-	return errors.Is(err, unix.ENOPROTOOPT) || errors.Is(err, unix.EOPNOTSUPP)
-}
+// applyIPOptions sets TOS, TTL and DF on a socket of the given family and
+// records each wanted option's outcome (gateway.ApplyIPOptions).
+func applyIPOptions(fd uintptr, v6 bool, o *gateway.StackOptions) { gateway.ApplyIPOptions(fd, v6, o) }
 
 // setFastOpenConnect turns on TCP_FASTOPEN_CONNECT so that the first write
 // goes out in the SYN, and reports whether the option reads back as set.

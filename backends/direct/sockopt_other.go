@@ -12,19 +12,9 @@ import (
 // haveTFO reports whether TCP Fast Open can be asked for on this OS.
 const haveTFO = false
 
-// applyIPOptions marks TOS, TTL and DF unsupported: only the Linux build
-// knows how to set and read them back.
-func applyIPOptions(fd uintptr, v6 bool, o *gateway.StackOptions) {
-	if o.TOS.Pending() {
-		o.TOS.Unsupport()
-	}
-	if o.TTL.Pending() {
-		o.TTL.Unsupport()
-	}
-	if o.DF.Pending() {
-		o.DF.Unsupport()
-	}
-}
+// applyIPOptions is gateway.ApplyIPOptions (which marks the options
+// unsupported on this OS).
+func applyIPOptions(fd uintptr, v6 bool, o *gateway.StackOptions) { gateway.ApplyIPOptions(fd, v6, o) }
 
 // setFastOpenConnect is never called where haveTFO is false.
 func setFastOpenConnect(fd uintptr) bool { return false }
