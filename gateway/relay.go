@@ -8,6 +8,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -83,12 +84,12 @@ func Relay(ctx context.Context, client, remote net.Conn, o RelayOptions) (RelayS
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		p := pipe{src: client, dst: remote, dir: Up, o: &o, last: &last, count: &st.Up, lim: o.UpLimit}
+		p := newPipe(client, remote, Up, &o, &last, &st.Up, o.UpLimit)
 		if err := p.run(ctx); err != nil {
 			fail(err)
 		}
 	}()
-	p := pipe{src: remote, dst: client, dir: Down, o: &o, last: &last, count: &st.Down, lim: o.DownLimit}
+	p := newPipe(remote, client, Down, &o, &last, &st.Down, o.DownLimit)
 	if err := p.run(ctx); err != nil {
 		fail(err)
 	}
@@ -108,6 +109,24 @@ type pipe struct {
 	count    *int64
 	lim      *rate.Limiter
 	lr       io.LimitedReader
+	// rc is src's socket when it is a TCP socket: chunks are read straight
+	// into a pooled buffer taken only once data is there (two system calls
+	// per small chunk), until a full buffer shows a bulk transfer and the
+	// pipe switches to splice.
+	rc     syscall.RawConn
+	splice bool
+}
+
+// spliceBelow is the chunk size under which a splicing pipe goes back to
+// copying (small chunks cost fewer system calls copied).
+const spliceBelow = 16 << 10
+
+func newPipe(src, dst net.Conn, dir Direction, o *RelayOptions, last *atomic.Int64, count *int64, lim *rate.Limiter) *pipe {
+	p := &pipe{src: src, dst: dst, dir: dir, o: o, last: last, count: count, lim: lim}
+	if tc, ok := src.(*net.TCPConn); ok && canReadReady {
+		p.rc, _ = tc.SyscallConn()
+	}
+	return p
 }
 
 // run copies src to dst until EOF (then half-closes dst) or an error.
@@ -172,14 +191,32 @@ func (p *pipe) chunkLimit() int64 {
 }
 
 // step moves one chunk: it waits until src is readable, then copies what is
-// there (spliced when both ends are TCP sockets). It returns io.EOF once src
-// is at its end.
+// there — read into a pooled buffer taken only when data is there, or spliced
+// by the kernel when both ends are TCP sockets and the transfer is bulk. It
+// returns io.EOF once src is at its end.
 func (p *pipe) step() (int64, error) {
+	limit := p.chunkLimit()
+	if p.rc != nil && !p.splice {
+		n, bp, err := readReady(p.rc, int(min(limit, int64(bufSize))))
+		if err != nil {
+			return 0, &net.OpError{Op: "read", Net: "tcp", Source: p.src.LocalAddr(), Addr: p.src.RemoteAddr(), Err: err}
+		}
+		defer bufPool.Put(bp)
+		if n == 0 {
+			return 0, io.EOF
+		}
+		if _, werr := p.dst.Write((*bp)[:n]); werr != nil {
+			return int64(n), werr
+		}
+		if n == bufSize && isTCP(p.dst) {
+			p.splice = true
+		}
+		return int64(n), nil
+	}
 	avail, err := waitReadable(p.src)
 	if err != nil {
 		return 0, err
 	}
-	limit := p.chunkLimit()
 	if avail > 0 {
 		k := min(int64(avail), limit)
 		if rf, ok := p.dst.(io.ReaderFrom); ok && isTCP(p.src) {
@@ -187,6 +224,9 @@ func (p *pipe) step() (int64, error) {
 			n, err := rf.ReadFrom(&p.lr)
 			if err == nil && n == 0 {
 				err = io.EOF
+			}
+			if n < spliceBelow {
+				p.splice = false
 			}
 			return n, err
 		}
@@ -215,7 +255,10 @@ func (p *pipe) copyBuffered(k int) (int64, error) {
 	return int64(n), err
 }
 
-var bufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+// bufSize is the size of a pooled relay buffer.
+const bufSize = 32 << 10
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, bufSize); return &b }}
 
 func isTCP(c net.Conn) bool {
 	_, ok := c.(*net.TCPConn)

@@ -52,3 +52,37 @@ func waitReadable(c net.Conn) (int, error) {
 	}
 	return avail, nil
 }
+
+// canReadReady says readReady works on this OS.
+const canReadReady = true
+
+// readReady waits until the socket has data (or EOF, or an error) and reads
+// it into a buffer from the relay pool, taken only once the read succeeds:
+// an idle direction holds no buffer. n is 0 at EOF; the caller returns bp to
+// the pool.
+func readReady(rc syscall.RawConn, max int) (n int, bp *[]byte, err error) {
+	var rerr error
+	err = rc.Read(func(fd uintptr) bool {
+		b := bufPool.Get().(*[]byte)
+		m, e := unix.Read(int(fd), (*b)[:max])
+		if e == unix.EAGAIN || e == unix.EINTR {
+			bufPool.Put(b)
+			return false
+		}
+		if e != nil {
+			bufPool.Put(b)
+			rerr = e
+			return true
+		}
+		n, bp = m, b
+		return true
+	})
+	if err == nil {
+		err = rerr
+	}
+	if err != nil && bp != nil {
+		bufPool.Put(bp)
+		bp = nil
+	}
+	return n, bp, err
+}

@@ -2,8 +2,16 @@
 
 package gateway
 
-import "net"
+import (
+	"net"
+	"syscall"
+)
 
 // waitReadable cannot wait without reading on this OS: the relay falls back
 // to buffered copies.
 func waitReadable(net.Conn) (int, error) { return -1, nil }
+
+// canReadReady says readReady does not work on this OS.
+const canReadReady = false
+
+func readReady(syscall.RawConn, int) (int, *[]byte, error) { return 0, nil, syscall.ENOTSUP }

@@ -293,3 +293,27 @@ func BenchmarkRelayThroughput(b *testing.B) {
 	r.client.CloseWrite()
 	r.wait(b)
 }
+
+// BenchmarkRelayPingPong measures a 16-byte request/response through the
+// relay: the small-message path (system calls per chunk dominate).
+func BenchmarkRelayPingPong(b *testing.B) {
+	r := startRelay(b, context.Background(), RelayOptions{})
+	go func() {
+		io.Copy(r.remote, r.remote)
+		r.remote.Close()
+	}()
+	msg := make([]byte, 16)
+	buf := make([]byte, 16)
+	b.ResetTimer()
+	for range b.N {
+		if _, err := r.client.Write(msg); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.ReadFull(r.client, buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	r.client.CloseWrite()
+	r.wait(b)
+}
