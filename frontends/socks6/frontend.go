@@ -129,6 +129,11 @@ type conn struct {
 	sess   *session
 	// initial is the Initial Data read with the Request.
 	initial []byte
+	// pending holds an Authentication Reply not written yet: for a CONNECT
+	// without an Advertisement the client cannot act on it before the
+	// Operation Reply (it may false-start at once), so both go out in one
+	// write.
+	pending []byte
 }
 
 // ServeConn runs one SOCKS 6 connection: the handshake, then the command.
@@ -191,7 +196,13 @@ func (cn *conn) serve(ctx context.Context) {
 		return
 	}
 	defer release()
-	if err := cn.writeAuth(rep); err != nil {
+	if req.Command == s6.CmdConnect && req.Options.Advertisement == nil {
+		b, err := s6.AppendAuthReply(make([]byte, 0, 96), rep, f.dialect)
+		if err != nil {
+			return
+		}
+		cn.pending = b
+	} else if err := cn.writeAuth(rep); err != nil {
 		return
 	}
 	switch req.Command {
@@ -262,7 +273,9 @@ func appendOpReply(b []byte, code s6.ReplyCode, bound gateway.Addr, stack []s6.S
 }
 
 func (cn *conn) opReply(code s6.ReplyCode, bound gateway.Addr, stack []s6.StackOption) error {
-	_, err := cn.c.Write(appendOpReply(make([]byte, 0, 64), code, bound, stack, cn.f.dialect))
+	b := cn.pending
+	cn.pending = nil
+	_, err := cn.c.Write(appendOpReply(b, code, bound, stack, cn.f.dialect))
 	return err
 }
 

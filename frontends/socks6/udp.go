@@ -223,7 +223,9 @@ func (a *association) control(ctx context.Context) (int64, error) {
 	stop := context.AfterFunc(ctx, func() { c.SetReadDeadline(time.Unix(1, 0)) })
 	defer stop()
 	start := time.Now()
-	buf := make([]byte, s6.MaxUDPMessageLen)
+	// A small buffer: most messages fit, and ReadUDPMessage allocates for
+	// the rare larger one, so an idle association holds little.
+	buf := make([]byte, 2048)
 	var up int64
 	for {
 		switch {
