@@ -24,8 +24,9 @@ const healthWindow = 30 * time.Second
 const teardownTimeout = 2 * time.Second
 
 // Backend relays associations through an upstream SOCKS 6 proxy: streams
-// with CONNECT, listening sockets with BIND. It is safe for concurrent use;
-// all requests share the Client's session.
+// with CONNECT, listening sockets with BIND, datagram associations with UDP
+// ASSOCIATE. It is safe for concurrent use; all requests share the
+// Client's session.
 type Backend struct {
 	name         string
 	log          *slog.Logger
@@ -35,6 +36,14 @@ type Backend struct {
 	resolveLocal bool
 	resolver     gateway.Resolver
 	closed       atomic.Bool
+	// via is the backend the upstream is reached through, if any.
+	via gateway.Backend
+	// udpServer is the upstream's UDP relay endpoint (udpRelay parsed)
+	// and udpOver how datagrams travel to it.
+	udpServer string
+	udpRelay  gateway.Addr
+	udpOver   UDPTransport
+	resv      reservations
 
 	healthMu  sync.Mutex
 	lastErr   error
@@ -87,10 +96,21 @@ func New(env *gateway.Env, name string, cfg *Config) (*Backend, error) {
 	if b.resolver == nil {
 		b.resolver = net.DefaultResolver
 	}
+	b.udpServer = cfg.UDPServer
+	if b.udpServer == "" {
+		b.udpServer = cfg.Server
+	}
+	if b.udpRelay, err = gateway.ParseAddr(b.udpServer); err != nil {
+		return nil, fmt.Errorf("socks6 backend: udp_server: %w", err)
+	}
+	if b.udpOver, err = parseUDPOver(cfg.UDPOver); err != nil {
+		return nil, fmt.Errorf("socks6 backend: udp_over: %w", err)
+	}
 	if cfg.ViaBackend != "" && env.Via == nil {
 		return nil, fmt.Errorf("socks6 backend: via %q is not built", cfg.ViaBackend)
 	}
 	if via := env.Via; via != nil {
+		b.via = via
 		cc.Dial = func(ctx context.Context, _, _ string) (net.Conn, error) {
 			st, err := via.Dial(ctx, &gateway.StreamRequest{Dest: server})
 			if err != nil {
@@ -259,12 +279,6 @@ func (x *binding) Accept(ctx context.Context) (*gateway.Stream, error) {
 	}
 }
 
-// Associate is not implemented yet: UDP through the upstream comes later.
-func (b *Backend) Associate(ctx context.Context, req *gateway.AssocRequest) (gateway.Association, error) {
-	return nil, gateway.NewError(gateway.ReasonCommandNotSupported, "socks6 backend: associate",
-		errors.New("udp associations through a socks 6 upstream are not implemented yet"))
-}
-
 // recordDial keeps the outcome of a connection attempt to the upstream for
 // Health, and logs when the upstream becomes unreachable or reachable
 // again.
@@ -300,7 +314,8 @@ func (b *Backend) Health() error {
 }
 
 // Close tears the upstream session down (bounded by two seconds) and makes
-// later requests fail. Streams and bindings already open stay open.
+// later requests fail. Streams, bindings and associations already open stay
+// open.
 func (b *Backend) Close() error {
 	if b.closed.Swap(true) {
 		return nil

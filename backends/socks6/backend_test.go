@@ -326,9 +326,15 @@ route {
 		exchange(t, st.Conn, good)
 	})
 	t.Run("associate", func(t *testing.T) {
-		_, err := up.Associate(ctx, &gateway.AssocRequest{})
-		if gateway.ReasonOf(err) != gateway.ReasonCommandNotSupported {
-			t.Fatalf("Associate: %v, want command not supported", err)
+		// The upstream has no UDP relay endpoint: datagrams go over the
+		// control connection.
+		a, err := up.Associate(ctx, &gateway.AssocRequest{})
+		if err != nil {
+			t.Fatalf("Associate: %v", err)
+		}
+		defer a.Close()
+		if got := a.(*association).u.Transport(); got != UDPOverTCP {
+			t.Fatalf("transport %s, want tcp", got)
 		}
 	})
 	t.Run("close tears the session down", func(t *testing.T) {

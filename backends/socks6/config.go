@@ -55,13 +55,12 @@ type Config struct {
 	// TFO uses TCP Fast Open towards the upstream.
 	TFO      bool      `hcl:"tfo,optional"`
 	TFORange hcl.Range `hcl:"tfo,attr_range"`
-	// UDPServer is host:port of the upstream's UDP relay endpoint; default
-	// the server's host:port. Accepted now, used when UDP arrives.
+	// UDPServer is host:port of the upstream's UDP (or DTLS) relay
+	// endpoint; default the server's host:port.
 	UDPServer      string    `hcl:"udp_server,optional"`
 	UDPServerRange hcl.Range `hcl:"udp_server,attr_range"`
 	// UDPOver is how datagrams travel to the upstream: "udp" (default),
-	// "tcp" (over the control connection) or "dtls". Accepted now, used
-	// when UDP arrives.
+	// "tcp" (over the control connection) or "dtls".
 	UDPOver      string    `hcl:"udp_over,optional"`
 	UDPOverRange hcl.Range `hcl:"udp_over,attr_range"`
 	DefRange     hcl.Range `hcl:",def_range"`

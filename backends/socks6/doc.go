@@ -5,7 +5,8 @@
 // The Client is the one SOCKS 6 client of the project: the backend, the
 // frontend's end-to-end tests and the load tool all use it. It speaks
 // CONNECT with 0-RTT initial data and false start, BIND (one-shot and with
-// a listen backlog) and NOOP; it authenticates with 0-RTT or in-band
+// a listen backlog), UDP ASSOCIATE (datagrams over UDP, DTLS or the control
+// connection, falling back to the latter) and NOOP; it authenticates with 0-RTT or in-band
 // username/password, opens a session on its first Request and reuses it
 // with idempotence tokens, and recovers by itself when the proxy forgets
 // the session or rejects a token.

@@ -68,15 +68,25 @@ const (
 	testPass = "s3cret"
 )
 
-// freePort returns a TCP port free on 127.0.0.1 now.
+// freePort returns a port free on 127.0.0.1 now for both TCP and UDP.
 func freePort(t testing.TB) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 20 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := ln.Addr().(*net.TCPAddr).Port
+		ln.Close()
+		pc, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", p))
+		if err != nil {
+			continue
+		}
+		pc.Close()
+		return p
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	t.Fatal("no free port")
+	return 0
 }
 
 // upstreamOpts shape the upstream sixgate's configuration.
@@ -96,6 +106,14 @@ type upstreamOpts struct {
 	limits string
 	// prefix runs the process inside a network namespace.
 	prefix []string
+	// udp gives the frontend its default UDP relay endpoint (the same
+	// host:port as the TCP listener); without it udp_listen is "off".
+	udp bool
+	// dtls adds a DTLS relay endpoint (needs certFile and keyFile); its
+	// address is upstream.DTLSAddr.
+	dtls bool
+	// udpListen, when set, is the frontend's udp_listen (overrides udp).
+	udpListen string
 }
 
 // upstream is a running `sixgate run` with a SOCKS 6 frontend named "up"
@@ -105,8 +123,11 @@ type upstream struct {
 	opts upstreamOpts
 	port int
 	cfg  string
-	// Addr is host:port of the SOCKS 6 listener.
+	// Addr is host:port of the SOCKS 6 listener (and of the UDP relay
+	// endpoint with upstreamOpts.udp).
 	Addr string
+	// DTLSAddr is host:port of the DTLS relay endpoint, if any.
+	DTLSAddr string
 
 	mu     sync.Mutex
 	log    bytes.Buffer
@@ -121,6 +142,9 @@ func startUpstream(t testing.TB, o upstreamOpts) *upstream {
 	t.Helper()
 	u := &upstream{t: t, opts: o, port: freePort(t)}
 	u.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(u.port))
+	if o.dtls {
+		u.DTLSAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
+	}
 	u.cfg = filepath.Join(t.TempDir(), "upstream.hcl")
 	if err := os.WriteFile(u.cfg, []byte(u.config()), 0o600); err != nil {
 		t.Fatal(err)
@@ -140,7 +164,16 @@ func (u *upstream) config() string {
 	if o.limits != "" {
 		fmt.Fprintf(&b, "limits {\n%s\n}\n", o.limits)
 	}
-	fmt.Fprintf(&b, "frontend \"socks6\" \"up\" {\n  listen     = %q\n  udp_listen = \"off\"\n", u.Addr)
+	fmt.Fprintf(&b, "frontend \"socks6\" \"up\" {\n  listen     = %q\n", u.Addr)
+	switch {
+	case o.udpListen != "":
+		fmt.Fprintf(&b, "  udp_listen = %q\n", o.udpListen)
+	case !o.udp:
+		b.WriteString("  udp_listen = \"off\"\n")
+	}
+	if o.dtls {
+		fmt.Fprintf(&b, "  dtls_listen = %q\n", u.DTLSAddr)
+	}
 	if o.users {
 		b.WriteString("  users      = \"staff\"\n")
 	}

@@ -26,13 +26,14 @@ func (f *Frontend) serveDTLS(ctx context.Context, pc *net.UDPConn) error {
 		ExtendedMasterSecret: dtls.RequireExtendedMasterSecret,
 		MTU:                  1400,
 	}
-	mux := &dtlsMux{pc: pc, peers: map[netip.AddrPort]*dtlsPeer{}}
+	mux := &dtlsMux{ep: newUDPEndpoint(pc), peers: map[netip.AddrPort]*dtlsPeer{}}
 	stop := context.AfterFunc(ctx, func() { pc.SetReadDeadline(time.Unix(1, 0)) })
 	defer stop()
 	defer mux.closeAll()
 	buf := make([]byte, 65536)
+	oob := make([]byte, 256)
 	for {
-		n, from, err := pc.ReadFromUDPAddrPort(buf)
+		n, from, local, err := mux.ep.readFrom(buf, oob)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -43,7 +44,7 @@ func (f *Frontend) serveDTLS(ctx context.Context, pc *net.UDPConn) error {
 			continue
 		}
 		from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
-		p, isNew := mux.peer(from, buf[:n])
+		p, isNew := mux.peer(from, local, buf[:n])
 		if p == nil {
 			f.dropped("dtls_refused")
 			continue
@@ -85,14 +86,14 @@ func (f *Frontend) serveDTLSPeer(ctx context.Context, p *dtlsPeer, cfg *dtls.Con
 // dtlsMux splits one UDP socket into per-peer packet connections for the
 // DTLS server.
 type dtlsMux struct {
-	pc    *net.UDPConn
+	ep    *udpEndpoint
 	mu    sync.Mutex
 	peers map[netip.AddrPort]*dtlsPeer
 }
 
 // peer returns the connection of a peer, creating it for a packet that can
 // start a DTLS handshake (a handshake record) while there is room.
-func (m *dtlsMux) peer(from netip.AddrPort, first []byte) (*dtlsPeer, bool) {
+func (m *dtlsMux) peer(from netip.AddrPort, local netip.Addr, first []byte) (*dtlsPeer, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if p, ok := m.peers[from]; ok {
@@ -102,7 +103,7 @@ func (m *dtlsMux) peer(from netip.AddrPort, first []byte) (*dtlsPeer, bool) {
 	if len(m.peers) >= maxDTLSPeers || len(first) < 13 || first[0] != contentHandshake {
 		return nil, false
 	}
-	p := &dtlsPeer{mux: m, remote: from, in: make(chan []byte, 64), closed: make(chan struct{})}
+	p := &dtlsPeer{mux: m, remote: from, local: local, in: make(chan []byte, 64), closed: make(chan struct{})}
 	m.peers[from] = p
 	return p, true
 }
@@ -121,6 +122,9 @@ func (m *dtlsMux) closeAll() {
 type dtlsPeer struct {
 	mux    *dtlsMux
 	remote netip.AddrPort
+	// local is the address the peer sent to (on a wildcard socket), which
+	// answers leave from.
+	local  netip.Addr
 	in     chan []byte
 	closed chan struct{}
 	once   sync.Once
@@ -162,7 +166,10 @@ func (p *dtlsPeer) Write(b []byte) (int, error) {
 		return 0, net.ErrClosed
 	default:
 	}
-	return p.mux.pc.WriteToUDPAddrPort(b, p.remote)
+	if err := p.mux.ep.writeTo(b, p.remote, p.local, -1, -1); err != nil {
+		return 0, err
+	}
+	return len(b), nil
 }
 
 func (p *dtlsPeer) Close() error {
@@ -177,7 +184,7 @@ func (p *dtlsPeer) Close() error {
 	return nil
 }
 
-func (p *dtlsPeer) LocalAddr() net.Addr  { return p.mux.pc.LocalAddr() }
+func (p *dtlsPeer) LocalAddr() net.Addr  { return p.mux.ep.pc.LocalAddr() }
 func (p *dtlsPeer) RemoteAddr() net.Addr { return net.UDPAddrFromAddrPort(p.remote) }
 
 func (p *dtlsPeer) SetDeadline(t time.Time) error { return p.SetReadDeadline(t) }

@@ -89,22 +89,24 @@ func unixCmsg(m unix.SocketControlMessage) []byte {
 }
 
 // writeTo sends b to a client, from local when the socket is a wildcard,
-// with the client–proxy leg TTL/TOS when set (>= 0).
+// with the client–proxy leg TTL/TOS when set (>= 0). An IPv4 client of a
+// dual-stack socket gets IPv4 control messages: the kernel ignores the IPv6
+// ones (and a v4-mapped IPV6_PKTINFO source) for IPv4 destinations.
 func (e *udpEndpoint) writeTo(b []byte, to netip.AddrPort, local netip.Addr, ttl, tos int) error {
 	var oobBuf [128]byte
 	oob := oobBuf[:0]
-	v6 := e.v6
+	v4 := to.Addr().Unmap().Is4()
 	if e.wildcard && local.IsValid() {
-		if v6 {
-			oob = append(oob, (&ipv6.ControlMessage{Src: netip.AddrFrom16(local.As16()).AsSlice()}).Marshal()...)
-		} else if local.Is4() {
-			oob = append(oob, (&ipv4.ControlMessage{Src: local.AsSlice()}).Marshal()...)
+		if v4 {
+			oob = append(oob, (&ipv4.ControlMessage{Src: local.Unmap().AsSlice()}).Marshal()...)
+		} else {
+			oob = append(oob, (&ipv6.ControlMessage{Src: local.AsSlice()}).Marshal()...)
 		}
 	}
 	if ttl >= 0 || tos >= 0 {
-		oob = gateway.AppendIPCmsg(oob, v6, ttl, tos)
+		oob = gateway.AppendIPCmsg(oob, !v4, ttl, tos)
 	}
-	if v6 && to.Addr().Is4() {
+	if e.v6 && v4 {
 		to = netip.AddrPortFrom(netip.AddrFrom16(to.Addr().As16()), to.Port())
 	}
 	_, _, err := e.pc.WriteMsgUDPAddrPort(b, oob, to)

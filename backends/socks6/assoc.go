@@ -1,0 +1,559 @@
+package socks6
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/sixgate/sixgate/gateway"
+	s6 "github.com/sixgate/sixgate/translate/socks6"
+)
+
+// Bounds and lifetimes of the per-association caches.
+const (
+	// maxVerdicts bounds the cache of policy verdicts per association.
+	maxVerdicts = 256
+	// verdictTTL is how long a cached verdict holds: the gateway's own
+	// addresses, which the policy refuses, change as sockets come and go.
+	verdictTTL = 5 * time.Second
+	// maxNames bounds the names an association with resolve = "local"
+	// keeps resolved.
+	maxNames = 64
+	// maxPending bounds the datagrams of one association that wait for
+	// names being resolved.
+	maxPending = 32
+	// nameTTL is how long a resolved name is used before it is looked up
+	// again (the old answer is used meanwhile).
+	nameTTL = 30 * time.Second
+	// nameNegTTL is how long a failed lookup is remembered.
+	nameNegTTL = 5 * time.Second
+	// resolveTimeout bounds one lookup.
+	resolveTimeout = 5 * time.Second
+)
+
+// Associate opens a UDP association through the upstream with UDP
+// ASSOCIATE.
+//
+// req.Options are requested on the proxy–remote leg, with UDP Error always
+// asked for so that ICMP errors come back as Error messages (ReadFrom
+// returns them as gateway.PacketICMP; the frontend decides whom to tell).
+// The upstream's echo becomes Options(), except that UDP Error is reported
+// as the request had it. Port Parity is forwarded with its reservation
+// wish; when the upstream echoes Reserve = 1, Reservation reports the
+// counterpart of the upstream's port, which a later request of the same
+// SOCKS 6 session takes by naming the port (or TURN by the token).
+//
+// The association is mapped at once with the receive-first empty Datagram,
+// so remote hosts can send first. Datagrams travel over UDP to the
+// upstream's relay endpoint (`udp_server`), or over DTLS, and fall back to
+// the control connection when no Association Confirmation comes within a
+// second; `udp_over = "tcp"` uses the control connection from the start.
+// With `via` the control connection is a stream of the via backend and the
+// datagrams travel in an association of the via backend; when that backend
+// cannot carry datagrams they use the control connection.
+//
+// Every IP destination is checked with req.Policy (verdicts are cached for
+// a few seconds, at most 256 per association). Names go to the upstream
+// (resolve = "remote"), or are resolved here and every address checked
+// (resolve = "local"; datagrams wait in a small queue meanwhile). The
+// association ends when the upstream closes the control connection:
+// ReadFrom then returns net.ErrClosed.
+func (b *Backend) Associate(ctx context.Context, req *gateway.AssocRequest) (gateway.Association, error) {
+	if err := b.checkOpen("associate"); err != nil {
+		return nil, err
+	}
+	bind, taken, err := b.assocBind(req)
+	if err != nil {
+		return nil, err
+	}
+	legs := udpLegs(req.Options)
+	o := &UDPOptions{Bind: bind, Legs: legs, Over: b.udpOver, Server: b.udpServer, ReceiveFirst: true}
+	if b.via != nil {
+		o.DialPacket = b.viaPacket(req.Principal)
+	}
+	u, err := b.client.UDPAssociate(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	if taken != nil {
+		b.resv.drop(taken)
+	}
+	actx, cancel := context.WithCancel(context.Background())
+	a := &association{
+		b: b, u: u, policy: gateway.PolicyOrAll(req.Policy), ctx: actx, cancel: cancel,
+		verdicts: map[netip.AddrPort]verdict{}, names: map[string]*nameEntry{},
+	}
+	a.opts = u.Legs.Remote
+	switch uerr := req.Options.UDPError; {
+	case !uerr.Wanted():
+		a.opts.UDPError = gateway.Opt[bool]{}
+	case !uerr.Value:
+		a.opts.UDPError.Apply(false)
+	}
+	if u.Bound.IP.IsValid() && !u.Bound.IP.IsUnspecified() {
+		a.relay, a.relayOK = u.Bound, true
+	}
+	if pp := a.opts.PortParity; req.Options.PortParity.Wanted() && pp.Outcome == gateway.Applied && pp.Value.Reserve {
+		if cp, ok := counterpart(u.Bound.Port); ok {
+			ip := u.Bound.IP
+			if !ip.IsValid() {
+				ip = netip.IPv4Unspecified()
+			}
+			a.made = b.resv.add(netip.AddrPortFrom(ip.Unmap(), cp), req.Principal.Session)
+		}
+	}
+	a.log = b.log.With("relay", u.Bound.String(), "transport", u.Transport().String(), "user", req.Principal.User)
+	a.log.Debug("udp association open")
+	return a, nil
+}
+
+// udpLegs are the stack options an association asks the upstream for.
+func udpLegs(o gateway.StackOptions) s6.Legs {
+	l := s6.Legs{Remote: o}
+	l.Remote.UDPError = gateway.Want(true)
+	return l
+}
+
+// assocBind is the remote-facing address to ask the upstream for, and the
+// reservation of this backend the request takes, if any.
+func (b *Backend) assocBind(req *gateway.AssocRequest) (gateway.Addr, *reservation, error) {
+	if req.Bind.IsName() {
+		return gateway.Addr{}, nil, fail(gateway.ReasonAddrTypeNotSupported, "associate",
+			fmt.Errorf("cannot ask for a relay address by name (%s)", req.Bind.Name))
+	}
+	bind := gateway.Addr{IP: req.Bind.IP.Unmap().WithZone(""), Port: req.Bind.Port}
+	var taken *reservation
+	switch {
+	case req.ReservationToken != nil:
+		r, err := b.resv.byToken(*req.ReservationToken, req.Principal)
+		if err != nil {
+			return gateway.Addr{}, nil, err
+		}
+		taken = r
+		// The upstream hands its held socket to a request naming the
+		// port at an unspecified address.
+		bind = gateway.Addr{IP: netip.IPv4Unspecified(), Port: r.info.Addr.Port()}
+		if r.info.Addr.Addr().Is6() {
+			bind.IP = netip.IPv6Unspecified()
+		}
+	case bind.Port != 0:
+		r, err := b.resv.byPort(bind.Port, req.Principal)
+		if err != nil {
+			return gateway.Addr{}, nil, err
+		}
+		taken = r
+	}
+	switch req.Family {
+	case 0:
+	case 4, 6:
+		v6 := req.Family == 6
+		if bind.IP.IsValid() && !bind.IP.IsUnspecified() && bind.IP.Is6() != v6 {
+			return gateway.Addr{}, nil, fail(gateway.ReasonFamilyMismatch, "associate",
+				fmt.Errorf("address %s is not IPv%d", bind.IP, req.Family))
+		}
+		if !bind.IP.IsValid() || bind.IP.IsUnspecified() {
+			bind.IP = netip.IPv4Unspecified()
+			if v6 {
+				bind.IP = netip.IPv6Unspecified()
+			}
+		}
+	default:
+		return gateway.Addr{}, nil, fail(gateway.ReasonFamilyMismatch, "associate",
+			fmt.Errorf("unknown address family %d", req.Family))
+	}
+	return bind, taken, nil
+}
+
+// viaPacket returns the DialPacket of an association whose datagrams
+// travel through an association of the via backend.
+func (b *Backend) viaPacket(p gateway.Principal) func(ctx context.Context, relay string) (net.Conn, error) {
+	return func(ctx context.Context, _ string) (net.Conn, error) {
+		fam := 0
+		if b.udpRelay.IP.IsValid() && b.udpRelay.Is6() {
+			fam = 6
+		}
+		va, err := b.via.Associate(ctx, &gateway.AssocRequest{Family: fam, Principal: p})
+		if err != nil {
+			return nil, fmt.Errorf("via %s: %w", b.via.Name(), err)
+		}
+		return newAssocConn(va, b.udpRelay), nil
+	}
+}
+
+// association is a UDP association through the upstream.
+type association struct {
+	b       *Backend
+	u       *UDPAssoc
+	log     *slog.Logger
+	policy  gateway.Policy
+	opts    gateway.StackOptions
+	relay   gateway.Addr
+	relayOK bool
+	// made is the reservation this association made, if any.
+	made *reservation
+
+	ctx     context.Context // ends at Close; bounds name lookups
+	cancel  context.CancelFunc
+	lookups sync.WaitGroup
+	once    sync.Once
+
+	// mu guards verdicts, names, pending and closed.
+	mu       sync.Mutex
+	verdicts map[netip.AddrPort]verdict
+	names    map[string]*nameEntry
+	pending  int
+	closed   bool
+}
+
+var _ gateway.Association = (*association)(nil)
+
+// verdict is a cached policy decision for one destination.
+type verdict struct {
+	err     error
+	expires time.Time
+}
+
+// nameEntry is a destination name of an association with resolve =
+// "local": its answer and the datagrams waiting for it.
+type nameEntry struct {
+	ips       []netip.Addr
+	err       error
+	expires   time.Time
+	resolving bool
+	queue     []queued
+}
+
+// queued is a datagram waiting for its destination name.
+type queued struct {
+	buf  *[]byte
+	port uint16
+}
+
+// RelayAddr returns the upstream's remote-facing address from its
+// Operation Reply; ok is false when the upstream reported an unspecified
+// address.
+func (a *association) RelayAddr() (gateway.Addr, bool) { return a.relay, a.relayOK }
+
+// Options returns the outcomes of the stack options.
+func (a *association) Options() gateway.StackOptions { return a.opts }
+
+// Reservation returns the counterpart the upstream reserved, if any.
+func (a *association) Reservation() (gateway.Reservation, bool) {
+	if a.made == nil {
+		return gateway.Reservation{}, false
+	}
+	return a.made.info, true
+}
+
+// WriteTo sends one datagram to dst. Per-datagram IP header wishes (meta)
+// cannot be expressed in SOCKS 6 and are ignored.
+func (a *association) WriteTo(p []byte, dst gateway.Addr, _ gateway.DatagramMeta) error {
+	if dst.IsName() {
+		if !a.b.resolveLocal {
+			return a.u.WriteTo(p, dst)
+		}
+		return a.writeName(p, dst)
+	}
+	ap := netip.AddrPortFrom(dst.IP.Unmap().WithZone(""), dst.Port)
+	if err := a.verdict(ap); err != nil {
+		return err
+	}
+	return a.u.WriteTo(p, gateway.Addr{IP: ap.Addr(), Port: ap.Port()})
+}
+
+// verdict returns nil when ap may be sent to, from the cache when it can.
+func (a *association) verdict(ap netip.AddrPort) error {
+	now := a.b.clock.Now()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if v, ok := a.verdicts[ap]; ok && now.Before(v.expires) {
+		return v.err
+	}
+	var err error
+	if perr := a.policy.Allow(ap); perr != nil {
+		err = fail(gateway.ReasonNotAllowed, "send", perr)
+		a.log.Debug("datagram destination refused", "dest", ap.String(), "error", perr)
+	}
+	if len(a.verdicts) >= maxVerdicts {
+		for k, v := range a.verdicts {
+			if !now.Before(v.expires) {
+				delete(a.verdicts, k)
+			}
+		}
+		for k := range a.verdicts {
+			if len(a.verdicts) < maxVerdicts {
+				break
+			}
+			delete(a.verdicts, k)
+		}
+	}
+	a.verdicts[ap] = verdict{err: err, expires: now.Add(verdictTTL)}
+	return err
+}
+
+// writeName sends, or queues until its name is resolved, a datagram to a
+// name (resolve = "local").
+func (a *association) writeName(p []byte, dst gateway.Addr) error {
+	now := a.b.clock.Now()
+	a.mu.Lock()
+	if a.closed {
+		a.mu.Unlock()
+		return a.u.closedErr("send")
+	}
+	e := a.names[dst.Name]
+	if e != nil && !e.resolving && !now.Before(e.expires) {
+		e.err = nil // an answer is used until the refresh comes; a failure is not
+		a.lookupLocked(dst.Name, e)
+	}
+	if e == nil {
+		if len(a.names) >= maxNames && !a.evictNameLocked(now) {
+			a.mu.Unlock()
+			return fail(gateway.ReasonGeneral, "send", fmt.Errorf("%w: too many names resolving", gateway.ErrDropped))
+		}
+		e = &nameEntry{}
+		a.names[dst.Name] = e
+		a.lookupLocked(dst.Name, e)
+	}
+	switch {
+	case len(e.ips) > 0:
+		ips := e.ips
+		a.mu.Unlock()
+		return a.sendResolved(p, ips, dst.Port)
+	case e.err != nil:
+		err := e.err
+		a.mu.Unlock()
+		return err
+	case a.pending >= maxPending:
+		a.mu.Unlock()
+		return fail(gateway.ReasonGeneral, "send", fmt.Errorf("%w: queue for %s is full", gateway.ErrDropped, dst.Name))
+	}
+	buf := outPool.Get().(*[]byte)
+	*buf = append((*buf)[:0], p...)
+	e.queue = append(e.queue, queued{buf: buf, port: dst.Port})
+	a.pending++
+	a.mu.Unlock()
+	return nil
+}
+
+// sendResolved sends to the first of ips the policy allows.
+func (a *association) sendResolved(p []byte, ips []netip.Addr, port uint16) error {
+	var first error
+	for _, ip := range ips {
+		ap := netip.AddrPortFrom(ip, port)
+		if err := a.verdict(ap); err != nil {
+			if first == nil {
+				first = err
+			}
+			continue
+		}
+		return a.u.WriteTo(p, gateway.Addr{IP: ip, Port: port})
+	}
+	return first
+}
+
+// evictNameLocked makes room in the name cache: an expired entry, or any
+// entry that is not being resolved.
+func (a *association) evictNameLocked(now time.Time) bool {
+	victim := ""
+	for n, e := range a.names {
+		if e.resolving {
+			continue
+		}
+		victim = n
+		if !now.Before(e.expires) {
+			break
+		}
+	}
+	if victim == "" {
+		return false
+	}
+	delete(a.names, victim)
+	return true
+}
+
+// lookupLocked resolves name for e in the background.
+func (a *association) lookupLocked(name string, e *nameEntry) {
+	e.resolving = true
+	a.lookups.Add(1)
+	go func() {
+		defer a.lookups.Done()
+		ctx, cancel := context.WithTimeout(a.ctx, resolveTimeout)
+		ips, err := a.b.resolver.LookupNetIP(ctx, "ip", name)
+		cancel()
+		a.resolved(name, e, ips, err)
+	}()
+}
+
+// resolved records a lookup's answer and sends the datagrams that waited
+// for it.
+func (a *association) resolved(name string, e *nameEntry, ips []netip.Addr, err error) {
+	var usable []netip.Addr
+	for _, ip := range ips {
+		ip = ip.Unmap().WithZone("")
+		if ip.IsValid() && !ip.IsUnspecified() && !slices.Contains(usable, ip) {
+			usable = append(usable, ip)
+		}
+	}
+	// The family of the upstream's socket first.
+	v6 := a.u.Bound.Is6()
+	slices.SortStableFunc(usable, func(x, y netip.Addr) int {
+		switch {
+		case x.Is6() == y.Is6():
+			return 0
+		case x.Is6() == v6:
+			return -1
+		}
+		return 1
+	})
+	if err == nil && len(usable) == 0 {
+		err = &net.DNSError{Err: "no usable address", Name: name, IsNotFound: true}
+	}
+	now := a.b.clock.Now()
+	a.mu.Lock()
+	e.resolving = false
+	queue := e.queue
+	e.queue = nil
+	a.pending -= len(queue)
+	closed := a.closed
+	switch {
+	case closed:
+	case err == nil:
+		e.ips, e.err, e.expires = usable, nil, now.Add(nameTTL)
+	case len(e.ips) > 0:
+		// A refresh failed: keep the old answer a little longer.
+		e.expires = now.Add(nameNegTTL)
+	default:
+		e.err = fail(gateway.ReasonOf(err), "send", err)
+		e.expires = now.Add(nameNegTTL)
+	}
+	ips = e.ips
+	a.mu.Unlock()
+	for _, q := range queue {
+		if !closed && len(ips) > 0 {
+			if serr := a.sendResolved(*q.buf, ips, q.port); serr != nil {
+				a.log.Debug("queued datagram not sent", "name", name, "error", serr)
+			}
+		}
+		outPool.Put(q.buf)
+	}
+	if err != nil && len(ips) == 0 && len(queue) > 0 {
+		a.log.Debug("name lookup failed", "name", name, "error", err, "dropped", len(queue))
+	}
+}
+
+// ReadFrom reads the next datagram or ICMP error (from the upstream's Error
+// messages). It returns an error wrapping net.ErrClosed once the upstream
+// closed the control connection or the association was closed.
+func (a *association) ReadFrom(p []byte) (gateway.Packet, error) { return a.u.ReadFrom(p) }
+
+// Close ends the association: the control connection is closed, which
+// releases the upstream's port and any reservation it holds.
+func (a *association) Close() error {
+	a.once.Do(func() {
+		a.mu.Lock()
+		a.closed = true
+		a.mu.Unlock()
+		a.cancel()
+		a.u.Close()
+		a.lookups.Wait()
+		if a.made != nil {
+			a.b.resv.drop(a.made)
+		}
+		a.log.Debug("udp association closed")
+	})
+	return nil
+}
+
+// counterpart returns the port Port Parity reserves next to port: port+1
+// for an even port, port-1 for an odd one; ok is false for ports 0 and 1.
+func counterpart(port uint16) (uint16, bool) {
+	if port%2 == 0 {
+		return port + 1, port != 0
+	}
+	return port - 1, port > 1
+}
+
+// reservations are the counterparts the upstream holds for associations of
+// this backend, so that a later request names them: TURN by the token this
+// backend made up, SOCKS 6 by the port. They live as long as the
+// association that made them (the upstream releases them when it ends).
+type reservations struct {
+	mu     sync.Mutex
+	tokens map[[8]byte]*reservation
+	ports  map[uint16]*reservation
+}
+
+// reservation is one port the upstream holds.
+type reservation struct {
+	info gateway.Reservation
+	gone bool
+}
+
+func (rs *reservations) add(ap netip.AddrPort, owner string) *reservation {
+	r := &reservation{info: gateway.Reservation{Addr: ap, Owner: owner}}
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	if rs.tokens == nil {
+		rs.tokens = map[[8]byte]*reservation{}
+		rs.ports = map[uint16]*reservation{}
+	}
+	for {
+		rand.Read(r.info.Token[:])
+		if rs.tokens[r.info.Token] == nil {
+			break
+		}
+	}
+	rs.tokens[r.info.Token] = r
+	rs.ports[ap.Port()] = r
+	return r
+}
+
+// byToken returns the reservation named by tok.
+func (rs *reservations) byToken(tok [8]byte, who gateway.Principal) (*reservation, error) {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	r := rs.tokens[tok]
+	if r == nil {
+		return nil, fail(gateway.ReasonCapacityExhausted, "associate", errors.New("unknown reservation token"))
+	}
+	if r.info.Owner != "" && r.info.Owner != who.Session {
+		return nil, fail(gateway.ReasonNotAllowed, "associate", errors.New("reservation belongs to another session"))
+	}
+	return r, nil
+}
+
+// byPort returns the reservation of port, if any; a reservation of another
+// SOCKS 6 session refuses the request.
+func (rs *reservations) byPort(port uint16, who gateway.Principal) (*reservation, error) {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	r := rs.ports[port]
+	if r == nil {
+		return nil, nil
+	}
+	if r.info.Owner != "" && r.info.Owner != who.Session {
+		return nil, fail(gateway.ReasonNotAllowed, "associate", errors.New("port is reserved for another session"))
+	}
+	return r, nil
+}
+
+// drop forgets a reservation (taken, or its association ended).
+func (rs *reservations) drop(r *reservation) {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	if r.gone {
+		return
+	}
+	r.gone = true
+	delete(rs.tokens, r.info.Token)
+	if rs.ports[r.info.Addr.Port()] == r {
+		delete(rs.ports, r.info.Addr.Port())
+	}
+}
