@@ -1,0 +1,309 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// TestSubcommands runs every subcommand briefly against a sixgate built and
+// started by the test, so that the load tool cannot rot: each must print a
+// result line whose figures show traffic actually went through.
+func TestSubcommands(t *testing.T) {
+	g := startSixgate(t)
+	pid := strconv.Itoa(g.cmd.Process.Pid)
+	auth := []string{"-user", "bench", "-pass", "bench-pass"}
+	var lines bytes.Buffer
+
+	runOK := func(t *testing.T, args ...string) *Result {
+		t.Helper()
+		var out, errOut bytes.Buffer
+		if code := run(args, &out, &errOut); code != 0 {
+			t.Fatalf("sixgate-bench %s: exit %d\n%s\ngateway log:\n%s", strings.Join(args, " "), code, errOut.String(), g.logText())
+		}
+		var r Result
+		if err := json.Unmarshal(bytes.TrimSpace(out.Bytes()), &r); err != nil {
+			t.Fatalf("result line %q: %v", out.String(), err)
+		}
+		if r.Errors > 0 {
+			t.Errorf("%d errors, first: %s", r.Errors, r.FirstError)
+		}
+		if !strings.Contains(errOut.String(), r.Cmd) {
+			t.Errorf("no human summary on stderr: %q", errOut.String())
+		}
+		lines.Write(out.Bytes())
+		return &r
+	}
+	positive := func(t *testing.T, r *Result, metrics ...string) {
+		t.Helper()
+		for _, m := range metrics {
+			if r.Metrics[m] <= 0 {
+				t.Errorf("%s = %v, want > 0 (metrics %v)", m, r.Metrics[m], r.Metrics)
+			}
+		}
+	}
+
+	t.Run("thru", func(t *testing.T) {
+		for _, p := range []struct{ proto, proxy string }{{"direct", ""}, {"socks5", g.socks5}, {"socks6", g.socks6anon}} {
+			r := runOK(t, "thru", "-label", "thru."+p.proto, "-proto", p.proto, "-proxy", p.proxy, "-streams", "2",
+				"-duration", "300ms", "-warmup", "50ms", "-server-pid", pid)
+			positive(t, r, "bytes_per_sec", "stream_min_bytes_per_sec")
+			if r.Server == nil || r.Server.CPUPerGiB == nil && r.Server.CPUSeconds > 0 {
+				t.Errorf("server use %+v", r.Server)
+			}
+		}
+	})
+	t.Run("connrate", func(t *testing.T) {
+		r := runOK(t, "connrate", "-label", "conn.socks5", "-proto", "socks5", "-proxy", g.socks5, "-n", "40", "-c", "4", "-server-pid", pid)
+		positive(t, r, "conns_per_sec", "latency_p50_ms")
+		r = runOK(t, append([]string{"connrate", "-label", "conn.socks6", "-proto", "socks6", "-proxy", g.socks6,
+			"-session", "-window", "16", "-n", "40", "-c", "4"}, auth...)...)
+		if r.Metrics["connections"] != 40 {
+			t.Errorf("connections = %v, want 40", r.Metrics["connections"])
+		}
+	})
+	t.Run("udp", func(t *testing.T) {
+		for _, p := range []struct {
+			proto, proxy string
+			extra        []string
+		}{{"direct", "", nil}, {"socks5", g.socks5, nil}, {"socks6", g.socks6, auth},
+			{"socks6", g.socks6, append([]string{"-udp-over", "tcp"}, auth...)}} {
+			args := append([]string{"udp", "-label", "udp." + p.proto, "-proto", p.proto, "-proxy", p.proxy, "-assocs", "2",
+				"-rate", "2000", "-duration", "300ms", "-drain", "200ms", "-server-pid", pid}, p.extra...)
+			r := runOK(t, args...)
+			positive(t, r, "sent", "received", "relayed_datagrams")
+		}
+	})
+	t.Run("ttfb-delay", func(t *testing.T) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		dr := &delayRelay{ln: ln, to: g.socks6, delay: 10 * time.Millisecond}
+		done := make(chan struct{})
+		go func() { dr.serve(); close(done) }()
+		defer func() { ln.Close(); <-done }()
+		r := runOK(t, append([]string{"ttfb", "-label", "ttfb.socks6", "-proto", "socks6", "-proxy", ln.Addr().String(),
+			"-rtt", "20ms", "-n", "3", "-gap", "0s"}, auth...)...)
+		positive(t, r, "ttfb_p50_ms")
+		// 0-RTT: one round trip of 20 ms, never less.
+		if v := r.Metrics["rtts_min"]; v < 0.95 || v > 3 {
+			t.Errorf("socks6 0-RTT took %v round trips, want about 1", v)
+		}
+		r = runOK(t, append([]string{"ttfb", "-proto", "socks5", "-proxy", ln.Addr().String(), "-rtt", "20ms", "-n", "2", "-gap", "0s"}, auth...)...)
+		if v := r.Metrics["rtts_min"]; v < 3.9 {
+			t.Errorf("socks5 with auth took %v round trips, want about 4", v)
+		}
+		// The delay subcommand itself: bad flags, then a short run.
+		var out, errOut bytes.Buffer
+		if code := run([]string{"delay", "-listen", "127.0.0.1:0"}, &out, &errOut); code != 2 {
+			t.Errorf("delay without -to: exit %d", code)
+		}
+		if code := run([]string{"delay", "-listen", "127.0.0.1:0", "-to", g.socks6, "-duration", "50ms"}, &out, &errOut); code != 0 ||
+			!strings.Contains(out.String(), `"listen":"127.0.0.1:`) {
+			t.Errorf("delay: exit %d, %q %q", code, out.String(), errOut.String())
+		}
+	})
+	t.Run("idle", func(t *testing.T) {
+		r := runOK(t, append([]string{"idle", "-label", "idle.socks6", "-proto", "socks6", "-proxy", g.socks6, "-k", "20", "-udp", "5",
+			"-settle", "100ms", "-server-pid", pid, "-admin", g.admin}, auth...)...)
+		if r.Metrics["sessions"] != 20 || r.Metrics["associations"] != 5 {
+			t.Errorf("opened %v sessions and %v associations, want 20 and 5", r.Metrics["sessions"], r.Metrics["associations"])
+		}
+		// Each CONNECT holds two sockets in the gateway, each association at least one.
+		if v := r.Metrics["fds_after"] - r.Metrics["fds_before"]; v < 45 {
+			t.Errorf("server fds grew by %v, want >= 45", v)
+		}
+		if v := r.Metrics["goroutines_after"] - r.Metrics["goroutines_before"]; v < 25 {
+			t.Errorf("server goroutines grew by %v, want >= 25", v)
+		}
+	})
+	t.Run("serve", func(t *testing.T) {
+		var out, errOut bytes.Buffer
+		if code := run([]string{"serve", "-tcp-echo", "127.0.0.1:0", "-udp-echo", "127.0.0.1:0", "-duration", "50ms"}, &out, &errOut); code != 0 {
+			t.Fatalf("serve: exit %d: %s", code, errOut.String())
+		}
+		var addrs map[string]string
+		if err := json.Unmarshal(out.Bytes(), &addrs); err != nil || addrs["tcp_echo"] == "" || addrs["udp_echo"] == "" {
+			t.Errorf("serve printed %q (%v)", out.String(), err)
+		}
+	})
+	t.Run("uclient", func(t *testing.T) {
+		for _, tool := range []string{"turnutils_uclient", "turnutils_peer"} {
+			if _, err := exec.LookPath(tool); err != nil {
+				t.Fatalf("%s is not installed (.ci/setup installs coturn)", tool)
+			}
+		}
+		peerPort := freePort(t)
+		peer := exec.Command("turnutils_peer", "-L", "127.0.0.1", "-p", strconv.Itoa(peerPort))
+		if err := peer.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { peer.Process.Kill(); peer.Wait() })
+		time.Sleep(200 * time.Millisecond)
+		_, port, _ := net.SplitHostPort(g.turn)
+		r := runOK(t, "uclient", "-label", "turn.sixgate", "-server-pid", pid, "--", "turnutils_uclient",
+			"-u", "bench", "-w", "bench-pass", "-e", "127.0.0.1", "-r", strconv.Itoa(peerPort), "-p", port,
+			"-m", "1", "-n", "20", "-l", "100", "-z", "1", "-c", "127.0.0.1")
+		positive(t, r, "sent", "received")
+	})
+	t.Run("report", func(t *testing.T) {
+		var out, errOut bytes.Buffer
+		f := filepath.Join(t.TempDir(), "results.jsonl")
+		if err := os.WriteFile(f, lines.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if code := run([]string{"report", "-in", f}, &out, &errOut); code != 0 {
+			t.Fatalf("report: exit %d: %s", code, errOut.String())
+		}
+		for _, want := range []string{"### thru", "| direct |", "| socks5 |", "Gbit/s", "### udp"} {
+			if !strings.Contains(out.String(), want) {
+				t.Errorf("report lacks %q:\n%s", want, out.String())
+			}
+		}
+	})
+	t.Run("usage", func(t *testing.T) {
+		var out, errOut bytes.Buffer
+		if code := run([]string{"thru", "-proto", "gopher"}, &out, &errOut); code != 2 {
+			t.Errorf("bad -proto: exit %d", code)
+		}
+		if code := run([]string{"nope"}, &out, &errOut); code != 2 {
+			t.Errorf("unknown command: exit %d", code)
+		}
+	})
+}
+
+// sixgateProc is a sixgate started by the test.
+type sixgateProc struct {
+	cmd                                     *exec.Cmd
+	socks6, socks6anon, socks5, turn, admin string
+	mu                                      sync.Mutex
+	log                                     bytes.Buffer
+}
+
+func (g *sixgateProc) Write(b []byte) (int, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.log.Write(b)
+}
+
+func (g *sixgateProc) logText() string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.log.String()
+}
+
+// startSixgate builds sixgate with `go build` and runs it with SOCKS 6 (with
+// users, SOCKS 5 on the same port), anonymous SOCKS 6 and SOCKS 5, and TURN
+// frontends on free loopback ports, relaying directly to loopback.
+func startSixgate(t *testing.T) *sixgateProc {
+	t.Helper()
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "sixgate")
+	build := exec.Command("go", "build", "-o", bin, "github.com/sixgate/sixgate/cmd/sixgate")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build sixgate: %v\n%s", err, out)
+	}
+	g := &sixgateProc{}
+	addr := func() string { return fmt.Sprintf("127.0.0.1:%d", freePort(t)) }
+	g.socks6, g.socks6anon, g.socks5, g.turn, g.admin = addr(), addr(), addr(), addr(), addr()
+	cfg := filepath.Join(dir, "sixgate.hcl")
+	conf := fmt.Sprintf(`
+admin {
+  listen = %q
+  pprof  = true
+}
+log {
+  level = "warn"
+}
+users "bench" {
+  user "bench" {
+    password = "bench-pass"
+  }
+}
+frontend "socks6" "s6" {
+  listen        = %q
+  users         = "bench"
+  accept_socks5 = true
+}
+frontend "socks6" "s6anon" {
+  listen = %q
+}
+frontend "socks5" "s5" {
+  listen = %q
+}
+frontend "turn" "turn" {
+  listen          = %q
+  realm           = "sixgate"
+  users           = "bench"
+  legacy_channels = true
+}
+backend "direct" "out" {
+  bind_ipv4 = "127.0.0.1"
+}
+route {
+  destinations = ["127.0.0.0/8"]
+  backend      = "out"
+}
+`, g.admin, g.socks6, g.socks6anon, g.socks5, g.turn)
+	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	g.cmd = exec.Command(bin, "run", "--config", cfg)
+	g.cmd.Stdout, g.cmd.Stderr = g, g
+	if err := g.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		g.cmd.Process.Kill()
+		g.cmd.Wait()
+	})
+	for _, a := range []string{g.socks6, g.socks6anon, g.socks5, g.turn, g.admin} {
+		waitPort(t, a, g)
+	}
+	return g
+}
+
+func waitPort(t *testing.T, addr string, g *sixgateProc) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("sixgate does not listen on %s:\n%s", addr, g.logText())
+}
+
+// freePort returns a port free for TCP and UDP on 127.0.0.1 now.
+func freePort(t *testing.T) int {
+	t.Helper()
+	for range 20 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := ln.Addr().(*net.TCPAddr).Port
+		ln.Close()
+		pc, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", p))
+		if err != nil {
+			continue
+		}
+		pc.Close()
+		return p
+	}
+	t.Fatal("no free port")
+	return 0
+}

@@ -1,0 +1,206 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+)
+
+// headline says which metric leads a subcommand's row, how to print it,
+// and whether more is better.
+type headline struct {
+	metric string
+	title  string
+	format func(float64) string
+	extra  func(*Result) string
+}
+
+var headlines = map[string]headline{
+	"thru": {"bytes_per_sec", "throughput", func(v float64) string { return fmt.Sprintf("%.2f Gbit/s", v*8/1e9) }, nil},
+	"connrate": {"conns_per_sec", "connections/s", func(v float64) string { return fmt.Sprintf("%.0f/s", v) },
+		func(r *Result) string {
+			return fmt.Sprintf("p50 %.2f ms, p99 %.2f ms", r.Metrics["latency_p50_ms"], r.Metrics["latency_p99_ms"])
+		}},
+	"udp": {"received_per_sec", "datagrams/s back", func(v float64) string { return fmt.Sprintf("%.0f/s", v) },
+		func(r *Result) string {
+			return fmt.Sprintf("loss %.2f%%, rtt p50 %.2f ms", r.Metrics["loss_pct"], r.Metrics["rtt_p50_ms"])
+		}},
+	"uclient": {"received_per_sec", "datagrams/s back", func(v float64) string { return fmt.Sprintf("%.0f/s", v) },
+		func(r *Result) string { return fmt.Sprintf("loss %.2f%%", r.Metrics["loss_pct"]) }},
+	"ttfb": {"ttfb_p50_ms", "TTFB p50", func(v float64) string { return fmt.Sprintf("%.1f ms", v) },
+		func(r *Result) string {
+			if v, ok := r.Metrics["rtts_p50"]; ok {
+				return fmt.Sprintf("p50 %.2f RTT, min %.2f RTT, p90 %.1f ms", v, r.Metrics["rtts_min"], r.Metrics["ttfb_p90_ms"])
+			}
+			return fmt.Sprintf("p90 %.1f ms", r.Metrics["ttfb_p90_ms"])
+		}},
+	"idle": {"rss_per_session_bytes", "RSS per session", func(v float64) string { return fmt.Sprintf("%.1f KiB", v/1024) },
+		func(r *Result) string {
+			s := fmt.Sprintf("%.0f sessions + %.0f assocs; RSS %.0f MiB; fds/session %.2f",
+				r.Metrics["sessions"], r.Metrics["associations"], r.Metrics["rss_after_bytes"]/(1<<20), r.Metrics["fds_per_session"])
+			if g, ok := r.Metrics["goroutines_per_session"]; ok {
+				s += fmt.Sprintf("; goroutines/session %.2f (%.0f total)", g, r.Metrics["goroutines_after"])
+			}
+			if h, ok := r.Metrics["heap_inuse_per_session_bytes"]; ok {
+				s += fmt.Sprintf("; Go heap %.1f KiB + stacks %.1f KiB per session", h/1024, r.Metrics["stack_inuse_per_session_bytes"]/1024)
+			}
+			if c, ok := r.Params["churn"].(float64); ok && c > 0 {
+				s += fmt.Sprintf(" (after %.0f open/close round)", c)
+			}
+			return s
+		}},
+}
+
+// cmdReport reads result lines (JSON, one per line; other lines are
+// skipped) and prints one Markdown table per group of labels (the part
+// before the first '.'). Each figure gets its ratio to the group's first row
+// (the baseline: direct loopback where there is one) and to the group's
+// reference peer (the first of -ref present in the group), and so does the
+// server CPU per unit.
+func cmdReport(_ context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("report", stderr)
+	in := fs.String("in", "-", "file of result lines (- for stdin)")
+	ref := fs.String("ref", "armon,danted,coturn", "reference peers, by run name (the part after the first '.'), first present wins")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	var src io.Reader = os.Stdin
+	if *in != "-" {
+		f, err := os.Open(*in)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		src = f
+	}
+	var order []string
+	groups := map[string][]*Result{}
+	sc := bufio.NewScanner(src)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if !strings.HasPrefix(line, "{") {
+			continue
+		}
+		var r Result
+		if err := json.Unmarshal([]byte(line), &r); err != nil || r.Cmd == "" {
+			continue
+		}
+		g, _, _ := strings.Cut(r.Label, ".")
+		if _, ok := groups[g]; !ok {
+			order = append(order, g)
+		}
+		groups[g] = append(groups[g], &r)
+	}
+	if err := sc.Err(); err != nil {
+		return err
+	}
+	refs := strings.Split(*ref, ",")
+	for _, g := range order {
+		writeGroup(stdout, g, groups[g], refs)
+	}
+	return nil
+}
+
+func runName(r *Result) string {
+	if _, run, _ := strings.Cut(r.Label, "."); run != "" {
+		return run
+	}
+	return r.Proto
+}
+
+func writeGroup(w io.Writer, name string, rs []*Result, refs []string) {
+	h, ok := headlines[rs[0].Cmd]
+	if !ok {
+		return
+	}
+	var ref *Result
+	for _, want := range refs {
+		for _, r := range rs {
+			if runName(r) == want {
+				ref = r
+				break
+			}
+		}
+		if ref != nil {
+			break
+		}
+	}
+	ratio := func(v float64, base *Result) string {
+		if base == nil {
+			return "-"
+		}
+		if b := base.Metrics[h.metric]; b > 0 {
+			return fmt.Sprintf("%.2f", v/b)
+		}
+		return "-"
+	}
+	// A second ratio column only when the reference is not the baseline.
+	second := ref != nil && ref != rs[0]
+	refName := "-"
+	if ref != nil {
+		refName = runName(ref)
+	}
+	fmt.Fprintf(w, "### %s\n\n", name)
+	fmt.Fprintf(w, "| run | %s | vs %s |", h.title, runName(rs[0]))
+	if second {
+		fmt.Fprintf(w, " vs %s |", refName)
+	}
+	fmt.Fprintf(w, " details | server CPU-s | CPU per unit | CPU vs %s | load |\n", refName)
+	fmt.Fprint(w, "|---|---:|---:|")
+	if second {
+		fmt.Fprint(w, "---:|")
+	}
+	fmt.Fprintln(w, "---|---:|---:|---:|---:|")
+	refCPU, _ := cpuPer(ref)
+	for _, r := range rs {
+		v, has := r.Metrics[h.metric]
+		val, r1, r2 := "-", "-", "-"
+		if has {
+			val, r1, r2 = h.format(v), ratio(v, rs[0]), ratio(v, ref)
+		}
+		extra := ""
+		if h.extra != nil {
+			extra = h.extra(r)
+		}
+		if r.Errors > 0 {
+			extra += fmt.Sprintf(" (%d errors)", r.Errors)
+		}
+		cpuS, per, cpuRatio := "-", "-", "-"
+		if r.Server != nil {
+			cpuS = fmt.Sprintf("%.2f", r.Server.CPUSeconds)
+			if v, unit := cpuPer(r); v > 0 {
+				per = fmt.Sprintf("%.3f %s", v, unit)
+				if refCPU > 0 {
+					cpuRatio = fmt.Sprintf("%.2f", v/refCPU)
+				}
+			}
+		}
+		fmt.Fprintf(w, "| %s | %s | %s |", runName(r), val, r1)
+		if second {
+			fmt.Fprintf(w, " %s |", r2)
+		}
+		fmt.Fprintf(w, " %s | %s | %s | %s | %.1f |\n", extra, cpuS, per, cpuRatio, r.Load1)
+	}
+	fmt.Fprintln(w)
+}
+
+// cpuPer returns the server CPU-seconds per unit of work and the unit.
+func cpuPer(r *Result) (float64, string) {
+	if r == nil || r.Server == nil {
+		return 0, ""
+	}
+	switch {
+	case r.Server.CPUPerGiB != nil:
+		return *r.Server.CPUPerGiB, "s/GiB"
+	case r.Server.CPUPer1kConn != nil:
+		return *r.Server.CPUPer1kConn, "s/1k conn"
+	case r.Server.CPUPerMDgram != nil:
+		return *r.Server.CPUPerMDgram, "s/M dgram"
+	}
+	return 0, ""
+}
