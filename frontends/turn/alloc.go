@@ -57,6 +57,9 @@ type allocation struct {
 	start  time.Time
 	hold   func()
 	relays []*relay
+	// tcp is the relay of an RFC 6062 TCP allocation (relays is then
+	// empty).
+	tcp *tcpRelay
 
 	expires atomic.Int64 // unix nanoseconds
 	up      atomic.Int64 // bytes client -> peers
@@ -85,6 +88,9 @@ func (a *allocation) families() []tt.Family {
 	a.mu.RLock()
 	defer a.mu.RUnlock()
 	out := make([]tt.Family, 0, 2)
+	if a.tcp != nil {
+		out = append(out, a.tcp.family)
+	}
 	for _, r := range a.relays {
 		if !r.closed.Load() {
 			out = append(out, r.family)
@@ -188,6 +194,10 @@ func (a *allocation) close(cause error) {
 			if !r.closed.Swap(true) {
 				r.assoc.Close()
 			}
+		}
+		if a.tcp != nil {
+			dests = append(dests, a.tcp.addr.String())
+			a.tcp.closeAll()
 		}
 		if a.tuple.tr != transUDP {
 			a.sink.closeAfterFlush()

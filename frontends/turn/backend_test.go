@@ -25,18 +25,100 @@ type fakeBackend struct {
 	resv  map[[8]byte]*net.UDPConn
 	last  *fakeAssoc
 	metas []gateway.DatagramMeta
+	// noStreams makes Dial and Listen unsupported; wildcardListen listens
+	// on 0.0.0.0.
+	noStreams      bool
+	wildcardListen bool
+	dialDelay      time.Duration
+	dialErr        error
+	sources        []netip.AddrPort
+	backlogs       []gateway.Opt[uint16]
 }
 
 var _ gateway.Backend = (*fakeBackend)(nil)
 
 func (b *fakeBackend) Name() string { return b.name }
 
-func (b *fakeBackend) Dial(context.Context, *gateway.StreamRequest) (*gateway.Stream, error) {
-	return nil, gateway.NewError(gateway.ReasonCommandNotSupported, "fake", nil)
+func (b *fakeBackend) Dial(ctx context.Context, req *gateway.StreamRequest) (*gateway.Stream, error) {
+	if b.noStreams {
+		return nil, gateway.NewError(gateway.ReasonCommandNotSupported, "fake", nil)
+	}
+	dst := req.Dest.AddrPort()
+	if err := gateway.PolicyOrAll(req.Policy).Allow(dst); err != nil {
+		return nil, gateway.NewError(gateway.ReasonNotAllowed, "fake", err)
+	}
+	b.mu.Lock()
+	b.sources = append(b.sources, req.Source)
+	delay, derr := b.dialDelay, b.dialErr
+	b.mu.Unlock()
+	if delay > 0 {
+		select {
+		case <-time.After(delay):
+		case <-ctx.Done():
+			return nil, gateway.NewError(gateway.ReasonOf(ctx.Err()), "fake: dial", ctx.Err())
+		}
+	}
+	if derr != nil {
+		return nil, derr
+	}
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "tcp", dst.String())
+	if err != nil {
+		return nil, gateway.NewError(gateway.ReasonOf(err), "fake: dial", err)
+	}
+	return &gateway.Stream{Conn: c, Peer: req.Dest, Bound: gateway.AddrFromNet(c.LocalAddr())}, nil
 }
 
-func (b *fakeBackend) Listen(context.Context, *gateway.BindRequest) (gateway.Binding, error) {
-	return nil, gateway.NewError(gateway.ReasonCommandNotSupported, "fake", nil)
+func (b *fakeBackend) Listen(ctx context.Context, req *gateway.BindRequest) (gateway.Binding, error) {
+	if b.noStreams {
+		return nil, gateway.NewError(gateway.ReasonCommandNotSupported, "fake", nil)
+	}
+	host := "127.0.0.1"
+	if req.Bind.IP.Is6() && !req.Bind.IP.Is4In6() {
+		if b.noV6 {
+			return nil, gateway.NewError(gateway.ReasonFamilyMismatch, "fake", errors.New("no ipv6"))
+		}
+		host = "::1"
+	}
+	if b.wildcardListen {
+		host = "0.0.0.0"
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		return nil, err
+	}
+	b.mu.Lock()
+	b.backlogs = append(b.backlogs, req.Options.Backlog)
+	b.mu.Unlock()
+	return &fakeBinding{ln: ln.(*net.TCPListener), pol: gateway.PolicyOrAll(req.Policy)}, nil
+}
+
+// fakeBinding is a listening TCP socket on loopback.
+type fakeBinding struct {
+	ln  *net.TCPListener
+	pol gateway.Policy
+}
+
+func (l *fakeBinding) Addr() gateway.Addr            { return gateway.AddrFromNet(l.ln.Addr()) }
+func (l *fakeBinding) Options() gateway.StackOptions { return gateway.StackOptions{} }
+func (l *fakeBinding) Close() error                  { return l.ln.Close() }
+
+func (l *fakeBinding) Accept(ctx context.Context) (*gateway.Stream, error) {
+	stop := context.AfterFunc(ctx, func() { l.ln.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	for {
+		c, err := l.ln.AcceptTCP()
+		if err != nil {
+			return nil, err
+		}
+		peer := c.RemoteAddr().(*net.TCPAddr).AddrPort()
+		peer = netip.AddrPortFrom(peer.Addr().Unmap(), peer.Port())
+		if l.pol.Allow(peer) != nil {
+			c.Close()
+			continue
+		}
+		return &gateway.Stream{Conn: c, Peer: gateway.AddrFromAddrPort(peer), Bound: gateway.AddrFromNet(c.LocalAddr())}, nil
+	}
 }
 
 func (b *fakeBackend) Close() error {

@@ -44,6 +44,17 @@ type Config struct {
 	// 0x5000-0x7FFF that RFC 8656 reserves (coturn's turnutils_uclient
 	// picks from them); off by default.
 	LegacyChannels bool `hcl:"legacy_channels,optional"`
+	// TCPRelays enables RFC 6062 TCP allocations (REQUESTED-TRANSPORT 6
+	// over TCP or TLS); default true. Off, such an Allocate gets 442.
+	TCPRelays *bool `hcl:"tcp_relays,optional"`
+	// MaxTCPConnections bounds the peer connections (pending and active)
+	// of one TCP allocation; default DefaultMaxTCPConnections.
+	MaxTCPConnections      *int      `hcl:"max_tcp_connections,optional"`
+	MaxTCPConnectionsRange hcl.Range `hcl:"max_tcp_connections,attr_range"`
+	// ConnectionBindTimeout is how long a peer connection waits for its
+	// ConnectionBind before it is closed (RFC 6062: 30 s).
+	ConnectionBindTimeout *string   `hcl:"connection_bind_timeout,optional"`
+	ConnBindTimeoutRange  hcl.Range `hcl:"connection_bind_timeout,attr_range"`
 	// ReusePort asks for one SO_REUSEPORT socket per core; not available
 	// yet (the gateway binds one socket per address).
 	ReusePort      bool                  `hcl:"reuseport,optional"`
@@ -67,6 +78,12 @@ const (
 	DefaultNonceLifetime      = 10 * time.Minute
 	DefaultPermissionLifetime = 5 * time.Minute
 	DefaultChannelLifetime    = 10 * time.Minute
+	// DefaultConnectionBindTimeout is how long an RFC 6062 peer connection
+	// waits for its ConnectionBind.
+	DefaultConnectionBindTimeout = 30 * time.Second
+	// DefaultMaxTCPConnections bounds the peer connections of one TCP
+	// allocation.
+	DefaultMaxTCPConnections = 64
 	// DefaultSoftware is the SOFTWARE attribute when none is configured.
 	DefaultSoftware = "sixgate"
 )
@@ -80,6 +97,9 @@ type settings struct {
 	nonceLife             time.Duration
 	permLife, channelLife time.Duration
 	legacyChannels        bool
+	tcpRelays             bool
+	maxTCPConns           int
+	bindTimeout           time.Duration
 }
 
 // Settings reports what the gateway validates: TURN users need plain
@@ -103,7 +123,11 @@ func (c *Config) FrontendLimits() *gateway.LimitsConfig { return c.Limits }
 
 // compile parses the lifetimes and fills the defaults.
 func (c *Config) compile() (settings, hcl.Diagnostics) {
-	s := settings{realm: c.Realm, software: DefaultSoftware, secrets: c.Secrets, legacyChannels: c.LegacyChannels}
+	s := settings{realm: c.Realm, software: DefaultSoftware, secrets: c.Secrets, legacyChannels: c.LegacyChannels,
+		tcpRelays: true, maxTCPConns: DefaultMaxTCPConnections}
+	if c.TCPRelays != nil {
+		s.tcpRelays = *c.TCPRelays
+	}
 	if c.Software != nil {
 		s.software = *c.Software
 	}
@@ -121,6 +145,14 @@ func (c *Config) compile() (settings, hcl.Diagnostics) {
 	dur(c.NonceLifetime, c.NonceLifetimeRange, DefaultNonceLifetime, "nonce_lifetime", &s.nonceLife)
 	dur(c.PermissionLifetime, c.PermLifetimeRange, DefaultPermissionLifetime, "permission_lifetime", &s.permLife)
 	dur(c.ChannelLifetime, c.ChanLifetimeRange, DefaultChannelLifetime, "channel_lifetime", &s.channelLife)
+	dur(c.ConnectionBindTimeout, c.ConnBindTimeoutRange, DefaultConnectionBindTimeout, "connection_bind_timeout", &s.bindTimeout)
+	if c.MaxTCPConnections != nil {
+		if n := *c.MaxTCPConnections; n < 1 || n > 0xFFFF {
+			diags = append(diags, bad(c.MaxTCPConnectionsRange, "Invalid max_tcp_connections", "max_tcp_connections is between 1 and 65535."))
+		} else {
+			s.maxTCPConns = n
+		}
+	}
 	if s.maxLife > time.Hour {
 		diags = append(diags, bad(c.MaxLifetimeRange, "Invalid max_lifetime", "max_lifetime is at most 1h (RFC 8656)."))
 	}

@@ -69,7 +69,19 @@ func (f *Frontend) request(ctx context.Context, m *stun.Message, src *source) {
 			return // the first copy is being served
 		}
 	}
-	user, key, ok := f.authenticate(m, src)
+	// A ConnectionBind arrives on a new connection, but clients sign it
+	// with the nonce of the allocation's control connection (coturn
+	// accepts that; turn.md §6): the nonce may be the one issued to that
+	// 5-tuple as well.
+	var alt *fiveTuple
+	if m.Type == tt.TypeConnectionBindRequest {
+		if id, err := tt.ParseConnectionBind(m); err == nil {
+			if c := f.st.conn(id); c != nil {
+				alt = &c.a.tuple
+			}
+		}
+	}
+	user, key, ok := f.authenticate(m, src, alt)
 	if !ok {
 		return
 	}
@@ -84,6 +96,11 @@ func (f *Frontend) request(ctx context.Context, m *stun.Message, src *source) {
 		f.allocate(ctx, m, src, user, key, o)
 		return
 	}
+	if m.Type == tt.TypeConnectionBindRequest {
+		// It comes on a connection without an allocation (RFC 6062 §5.4).
+		f.connectionBind(m, src, user, o)
+		return
+	}
 	a := f.st.get(src.tuple)
 	if a == nil {
 		f.replyErr(src, m, &tt.CodeError{Code: stun.CodeAllocMismatch, Err: errors.New("turn: no allocation")}, o)
@@ -91,6 +108,10 @@ func (f *Frontend) request(ctx context.Context, m *stun.Message, src *source) {
 	}
 	if a.user != user {
 		f.replyErr(src, m, &tt.CodeError{Code: stun.CodeWrongCredentials, Err: errors.New("turn: allocation belongs to another user")}, o)
+		return
+	}
+	if m.Type == tt.TypeConnectRequest {
+		f.connect(ctx, a, m, src, o)
 		return
 	}
 	var resp []byte
@@ -104,9 +125,7 @@ func (f *Frontend) request(ctx context.Context, m *stun.Message, src *source) {
 	case tt.TypeChannelBindRequest:
 		resp, err = f.channelBind(a, m, o)
 	default:
-		// RFC 6062 Connect and ConnectionBind: this server has no TCP
-		// relays, and the allocation is not one.
-		err = &tt.CodeError{Code: stun.CodeBadRequest, Err: errors.New("turn: not a tcp allocation")}
+		err = &tt.CodeError{Code: stun.CodeBadRequest, Err: errors.New("turn: not a request method")}
 	}
 	if err != nil {
 		resp = f.replyErr(src, m, err, o)
@@ -123,7 +142,8 @@ func (f *Frontend) request(ctx context.Context, m *stun.Message, src *source) {
 
 // authenticate runs steps 1 to 5 of turn.md §3.6 and answers every failure
 // itself. It returns the USERNAME and the key that verified the request.
-func (f *Frontend) authenticate(m *stun.Message, src *source) (string, []byte, bool) {
+// A nonce issued to alt, when not nil, is accepted too.
+func (f *Frontend) authenticate(m *stun.Message, src *source, alt *fiveTuple) (string, []byte, bool) {
 	now := f.clock.Now()
 	challenge := func(code stun.ErrorCode) {
 		nonce := f.st.nonce(src.tuple, now.Add(f.s.nonceLife))
@@ -148,7 +168,7 @@ func (f *Frontend) authenticate(m *stun.Message, src *source) (string, []byte, b
 		}
 		return "", nil, false
 	}
-	if !f.st.checkNonce(creds.Nonce, src.tuple, now) {
+	if !f.st.checkNonce(creds.Nonce, src.tuple, now) && (alt == nil || !f.st.checkNonce(creds.Nonce, *alt, now)) {
 		challenge(stun.CodeStaleNonce)
 		return "", nil, false
 	}
@@ -204,7 +224,7 @@ func (f *Frontend) allocate(ctx context.Context, m *stun.Message, src *source, u
 		f.replyErr(src, m, &tt.CodeError{Code: stun.CodeAllocMismatch, Err: errors.New("turn: 5-tuple already allocated")}, o)
 		return
 	}
-	req, err := tt.ParseAllocate(m, tt.AllocateEnv{StreamClient: src.sc != nil})
+	req, err := tt.ParseAllocate(m, tt.AllocateEnv{TCPRelays: f.s.tcpRelays, StreamClient: src.sc != nil})
 	if err != nil {
 		f.replyErr(src, m, err, o)
 		return
@@ -279,6 +299,11 @@ func (j *allocJob) run() {
 	fams := j.req.Families()
 	var result tt.AllocateResult
 	var firstErr error
+	var actx context.Context
+	if j.req.Transport == tt.ProtoTCP {
+		fams = nil
+		actx, firstErr = j.openTCP(ctx, a, &result)
+	}
 	for _, fam := range fams {
 		ar := j.req.AssocRequest(fam)
 		ar.Principal = gateway.Principal{User: j.user, Frontend: f.name, Protocol: Protocol, Client: j.tuple.client}
@@ -318,6 +343,9 @@ func (j *allocJob) run() {
 		for _, r := range a.relays {
 			r.assoc.Close()
 		}
+		if a.tcp != nil {
+			a.tcp.closeAll()
+		}
 		hold()
 		// Free the 5-tuple before answering, so the client's next
 		// Allocate does not find this one pending.
@@ -327,7 +355,7 @@ func (j *allocJob) run() {
 		f.rt.AccessLog(gateway.AccessRecord{Frontend: f.name, Protocol: Protocol, Command: gateway.CmdTURNAllocate,
 			User: j.user, Client: j.tuple.tr.String() + ":" + j.tuple.client.String(), Route: a.route, Start: a.start, Err: err})
 	}
-	if len(a.relays) == 0 {
+	if len(a.relays) == 0 && a.tcp == nil {
 		if len(fams) > 1 {
 			firstErr = &tt.CodeError{Code: stun.CodeInsufficientCapacity, Err: firstErr}
 		}
@@ -357,6 +385,10 @@ func (j *allocJob) run() {
 	for _, r := range a.relays {
 		a.wg.Add(1)
 		go a.readLoop(r)
+	}
+	if a.tcp != nil {
+		a.wg.Add(1)
+		go a.acceptLoop(actx, a.tcp)
 	}
 	f.log.Debug("allocation created", "client", j.tuple.client, "transport", j.tuple.tr.String(), "user", j.user,
 		"relays", result.Relayed, "lifetime", life)
@@ -398,7 +430,10 @@ func (f *Frontend) refresh(a *allocation, m *stun.Message, o tt.ResponseOptions)
 		return nil, false, err
 	}
 	var only *relay
-	if req.Family != 0 {
+	if req.Family != 0 && a.tcp != nil && req.Family != a.tcp.family {
+		return nil, false, &tt.CodeError{Code: stun.CodePeerAddrFamilyMismatch, Err: errors.New("turn: no relay of that family")}
+	}
+	if req.Family != 0 && a.tcp == nil {
 		a.mu.RLock()
 		for _, r := range a.relays {
 			if r.family == req.Family && !r.closed.Load() {
@@ -456,6 +491,10 @@ func (f *Frontend) createPermission(a *allocation, m *stun.Message, o tt.Respons
 
 // channelBind serves ChannelBind (turn.md §4.8).
 func (f *Frontend) channelBind(a *allocation, m *stun.Message, o tt.ResponseOptions) ([]byte, error) {
+	if a.tcp != nil {
+		// Channels carry datagrams; coturn answers 403 too (turn.md §6).
+		return nil, &tt.CodeError{Code: stun.CodeForbidden, Err: errors.New("turn: channelbind on a tcp allocation")}
+	}
 	req, err := tt.ParseChannelBind(m)
 	if err != nil && f.s.legacyChannels {
 		var n tt.ChannelNumber
@@ -535,6 +574,10 @@ func (f *Frontend) fromClientSend(m *stun.Message, src *source) {
 	a := f.st.get(src.tuple)
 	if a == nil {
 		c.drop(c.noAlloc)
+		return
+	}
+	if a.tcp != nil {
+		c.drop(c.tcpRelay)
 		return
 	}
 	s, err := tt.ParseSend(m)

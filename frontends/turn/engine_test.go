@@ -129,7 +129,9 @@ func TestErrorCodes(t *testing.T) {
 	})
 	t.Run("442 transport", func(t *testing.T) {
 		c := dialClient(t, "udp", ts.udp, "alice", "s3cret")
-		c.expectCode(c.do(tt.TypeAllocateRequest, tt.RequestedTransport{Protocol: tt.ProtoTCP}), stun.CodeUnsupportedTransProto)
+		// RFC 6062 §5.1: a TCP allocation asked for over UDP is 400 (see
+		// TestTCPDisabled for 442).
+		c.expectCode(c.do(tt.TypeAllocateRequest, tt.RequestedTransport{Protocol: tt.ProtoTCP}), stun.CodeBadRequest)
 		c.expectCode(c.do(tt.TypeAllocateRequest, tt.RequestedTransport{Protocol: 1}), stun.CodeUnsupportedTransProto)
 	})
 	t.Run("443 and 403 peers", func(t *testing.T) {

@@ -2,9 +2,10 @@
 // STUN): UDP, TCP and TLS listeners, long-term and TURN REST credentials,
 // Allocate, Refresh, CreatePermission, ChannelBind, Send and Data indications,
 // ChannelData, DONT-FRAGMENT, EVEN-PORT with reservations, address families
-// (dual-stack allocations) and ICMP relaying. Every allocation is a neutral
-// datagram association opened through the backend the router picks, so a
-// TURN client can be relayed directly or through an upstream proxy.
+// (dual-stack allocations), ICMP relaying and RFC 6062 TCP relays. Every UDP
+// allocation is a neutral datagram association and every TCP relay
+// connection a neutral stream, opened through the backend the router picks,
+// so a TURN client can be relayed directly or through an upstream proxy.
 //
 // The wire format lives in translate/turn; this package does the I/O and
 // keeps the allocation state. It never trusts a client packet: every input is
@@ -155,6 +156,9 @@ type source struct {
 	sc    *streamConn  // TCP and TLS
 	// ttl and tos are what the client's IP header held, -1 when unknown.
 	ttl, tos int
+	// handoff is the peer connection a ConnectionBind on this TCP or TLS
+	// connection bound: ServeConn relays the connection raw from then on.
+	handoff *tcpConn
 }
 
 // sink returns the reply path of the source, for keeping.
@@ -332,7 +336,10 @@ func (f *Frontend) ServeConn(ctx context.Context, conn net.Conn, ep gateway.Endp
 	}()
 	stop := context.AfterFunc(ctx, func() { c.SetReadDeadline(time.Unix(1, 0)) })
 	defer stop()
-	var fr interface{ Next() (tt.Frame, error) }
+	var fr interface {
+		Next() (tt.Frame, error)
+		Buffered() []byte
+	}
 	if f.s.legacyChannels {
 		fr = newLegacyFramer(c)
 	} else {
@@ -356,11 +363,24 @@ func (f *Frontend) ServeConn(ctx context.Context, conn net.Conn, ep gateway.Endp
 		case tt.KindChannelData:
 			f.handleChannelFrame(frame.Channel, frame.Data, src)
 		}
+		if h := src.handoff; h != nil {
+			// RFC 6062 data connection: raw bytes from now on. The
+			// ConnectionBind success goes out first, then what the
+			// client sent after it, then the relay.
+			early := append([]byte(nil), fr.Buffered()...)
+			sc.detach()
+			wg.Wait()
+			c.SetReadDeadline(time.Time{})
+			f.relayData(ctx, h, c, early, src.tuple.tr.String()+":"+src.tuple.client.String())
+			return
+		}
+		// The handshake deadline counts from the connect: requests that
+		// make no allocation (Binding, failed Allocates) do not extend it.
 		has := f.st.get(src.tuple) != nil
 		switch {
 		case has && !allocated:
 			c.SetReadDeadline(time.Time{})
-		case !has:
+		case !has && allocated:
 			c.SetReadDeadline(time.Now().Add(f.limits.HandshakeTimeout))
 		}
 		allocated = has
@@ -406,6 +426,7 @@ func addrPortOf(a net.Addr) netip.AddrPort {
 // counters are the frontend's metric series, resolved once.
 type counters struct {
 	up, down, bytesUp, bytesDown                           prometheus.Counter
+	connRefused, connCapacity, tcpRelay                    prometheus.Counter
 	malformed, notTURN, noAlloc, noChannel, noPermission   prometheus.Counter
 	denied, tooBig, queueFull, sendFailed, ttlExpired, fam prometheus.Counter
 	icmpReported, icmpNotRelayed, icmpNoPermission         prometheus.Counter
@@ -425,6 +446,10 @@ func newCounters(m *gateway.Metrics, name string) *counters {
 		tooBig: d("too_big"), queueFull: d("queue_full"), sendFailed: d("send_failed"),
 		ttlExpired: d("ttl_expired"), fam: d("family_mismatch"),
 		icmpReported: i("reported"), icmpNotRelayed: i("not_relayed"), icmpNoPermission: i("no_permission"),
+		// Peers refused at a TCP relay count as BIND sessions that failed.
+		connRefused:  m.Sessions.WithLabelValues(name, Protocol, gateway.CmdBind.String(), gateway.ReasonNotAllowed.Label()),
+		connCapacity: m.Sessions.WithLabelValues(name, Protocol, gateway.CmdBind.String(), gateway.ReasonCapacityExhausted.Label()),
+		tcpRelay:     d("tcp_relay"),
 	}
 }
 

@@ -162,6 +162,10 @@ func fuzzSeeds() []fuzzSeed {
 		{"permission", build(tt.TypeCreatePermissionRequest, peer, tt.PeerAddress{Addr: netip.MustParseAddrPort("[::1]:1")}), true},
 		{"channelbind", build(tt.TypeChannelBindRequest, tt.ChannelNumber(0x4000), peer), true},
 		{"connect", build(tt.TypeConnectRequest, peer), true},
+		{"allocate-tcp", build(tt.TypeAllocateRequest, tt.RequestedTransport{Protocol: 6}), true},
+		{"connectionbind", build(tt.TypeConnectionBindRequest, tt.ConnectionID(0x01020304)), true},
+		{"tv25", mustHex("000b00542112a442736978676174652d74763135002a00040102030400060005616c696365000000001400077369786761746500001500103461396632633631653062336438353700080014" +
+			"53afb2d19bda836df25d0f165abe55a9a1f8f35080280004baa33480"), false},
 		{"binding", build(stun.BindingRequest, stun.Fingerprint), false},
 		{"send", sendInd, false},
 		{"channeldata", cd, false},

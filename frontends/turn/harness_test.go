@@ -289,6 +289,10 @@ func (c *client) noResponse(d time.Duration) {
 	if b, err := c.readRaw(d); err == nil {
 		c.t.Fatalf("unexpected message % x", b[:min(len(b), 32)])
 	}
+	if c.stream {
+		// The framer keeps a read error; the timeout is not one.
+		c.fr = tt.NewFramer(c.conn, nil)
+	}
 }
 
 // build builds a message; with auth it carries the credentials and

@@ -112,6 +112,14 @@ func (f *legacyFramer) Next() (tt.Frame, error) {
 	}
 }
 
+// Buffered returns the bytes read but not returned as frames, and forgets
+// them (see tt.Framer.Buffered).
+func (f *legacyFramer) Buffered() []byte {
+	b := f.buf[f.start:f.end]
+	f.start, f.end = 0, 0
+	return b
+}
+
 // putChannelHeader is tt.PutChannelDataHeader that also takes RFC 5766
 // channel numbers (the frontend only binds them with legacy_channels).
 func putChannelHeader(b []byte, ch uint16, n int, padded bool) (int, error) {

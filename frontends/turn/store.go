@@ -27,6 +27,9 @@ type store struct {
 	// relays indexes live relays by address, for the hairpin between two
 	// allocations of this frontend.
 	relays map[netip.AddrPort]relayRef
+	// conns indexes the RFC 6062 peer connections waiting for their
+	// ConnectionBind, by CONNECTION-ID.
+	conns map[tt.ConnectionID]*tcpConn
 
 	ownMu  sync.Mutex
 	owners int
@@ -43,7 +46,7 @@ type tomb struct {
 func newStore() *store {
 	return &store{nonceKey: randomKey(), allocs: map[fiveTuple]*allocation{},
 		pending: map[fiveTuple][stun.TransactionIDSize]byte{}, tombs: map[fiveTuple]*tomb{},
-		relays: map[netip.AddrPort]relayRef{}}
+		relays: map[netip.AddrPort]relayRef{}, conns: map[tt.ConnectionID]*tcpConn{}}
 }
 
 func (st *store) get(t fiveTuple) *allocation {

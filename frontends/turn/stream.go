@@ -15,6 +15,11 @@ const streamWriteTimeout = 10 * time.Second
 
 var streamBufs = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
 
+// detachMarker, queued, makes the write loop stop after writing what was
+// queued before it, leaving the connection open (an RFC 6062 data
+// connection turns into raw bytes after its ConnectionBind success).
+var detachMarker = new([]byte)
+
 // streamConn is a TCP or TLS client connection's write side: a bounded queue
 // drained by one goroutine, so relay goroutines never block on a slow client.
 type streamConn struct {
@@ -65,6 +70,16 @@ func (s *streamConn) closeAfterFlush() {
 	})
 }
 
+// detach makes the write loop return once everything queued before it is
+// written, without closing the connection. The caller waits for the loop to
+// end before it writes to the connection itself.
+func (s *streamConn) detach() {
+	select {
+	case s.q <- detachMarker:
+	case <-s.done:
+	}
+}
+
 // close closes the connection at once.
 func (s *streamConn) close() {
 	s.closeOnce.Do(func() {
@@ -94,8 +109,8 @@ func (s *streamConn) writeLoop() {
 		case <-s.done:
 			return
 		}
-		last := p == nil
-		if !last {
+		last, detach := p == nil, p == detachMarker
+		if !last && !detach {
 			held = append(held, p)
 			bufs = append(bufs, *p)
 		more:
@@ -104,6 +119,10 @@ func (s *streamConn) writeLoop() {
 				case p = <-s.q:
 					if p == nil {
 						last = true
+						break more
+					}
+					if p == detachMarker {
+						detach = true
 						break more
 					}
 					held = append(held, p)
@@ -123,6 +142,10 @@ func (s *streamConn) writeLoop() {
 		}
 		if last {
 			s.close()
+			return
+		}
+		if detach {
+			s.c.SetWriteDeadline(time.Time{})
 			return
 		}
 	}
