@@ -343,7 +343,7 @@ func (f *Frontend) ServeConn(ctx context.Context, conn net.Conn, ep gateway.Endp
 	if f.s.legacyChannels {
 		fr = newLegacyFramer(c)
 	} else {
-		fr = tt.NewFramer(c, make([]byte, tt.MaxFrameSize))
+		fr = tt.NewFramer(c, nil)
 	}
 	m := new(stun.Message)
 	allocated := false

@@ -94,26 +94,33 @@ type Frame struct {
 // Framer splits a TURN byte stream (TCP or TLS, client side or server side)
 // into STUN messages and ChannelData frames, consuming every frame of every
 // read: a STUN request that follows ChannelData in the same segment is found
-// (coturn 4.6.1 loses it, turn.md §7). It reads into one fixed buffer, so
-// memory per connection is bounded, and Next does not allocate.
+// (coturn 4.6.1 loses it, turn.md §7). It reads into one buffer that grows
+// up to a bound only when a frame needs it, so memory per connection is
+// bounded and small while frames are small, and Next does not allocate
+// otherwise.
 //
 // A Framer is not safe for concurrent use.
 type Framer struct {
 	r          io.Reader
 	buf        []byte
+	max        int
 	start, end int
 	readErr    error
 	fatal      error
 }
 
+// initialFrameBuf is where a growing Framer's buffer starts.
+const initialFrameBuf = 2048
+
 // NewFramer returns a Framer reading r into buf. Frames larger than buf fail
-// with ErrTooLarge; a nil buf (or one shorter than a STUN header) is replaced
-// by one of MaxFrameSize bytes.
+// with ErrTooLarge. A nil buf (or one shorter than a STUN header) gives a
+// Framer whose buffer starts at 2 KiB and grows up to MaxFrameSize as frames
+// need it — a half-open connection costs little.
 func NewFramer(r io.Reader, buf []byte) *Framer {
 	if len(buf) < HeaderSize {
-		buf = make([]byte, MaxFrameSize)
+		return &Framer{r: r, buf: make([]byte, initialFrameBuf), max: MaxFrameSize}
 	}
-	return &Framer{r: r, buf: buf}
+	return &Framer{r: r, buf: buf, max: len(buf)}
 }
 
 // Next returns the next frame. Its slices point into the Framer's buffer and
@@ -129,8 +136,15 @@ func (f *Framer) Next() (Frame, error) {
 	for {
 		avail := f.buf[f.start:f.end]
 		kind, size, err := FrameSize(avail)
-		if err == nil && size > len(f.buf) {
+		if err == nil && size > f.max {
 			err = errFrameTooLarge
+		}
+		if err == nil && size > len(f.buf) {
+			nb := make([]byte, min(max(size, 2*len(f.buf)), f.max))
+			f.end = copy(nb, avail)
+			f.start = 0
+			f.buf = nb
+			avail = f.buf[:f.end]
 		}
 		if err != nil {
 			f.fatal = err
