@@ -321,18 +321,12 @@ func (f *Frontend) ServeConn(ctx context.Context, conn net.Conn, ep gateway.Endp
 	sc := newStreamConn(c)
 	src := &source{sc: sc, ttl: -1, tos: -1}
 	src.tuple = fiveTuple{tr: tr, client: unmapAP(addrPortOf(conn.RemoteAddr())), server: unmapAP(addrPortOf(conn.LocalAddr()))}
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		sc.writeLoop()
-	}()
 	defer func() {
 		if a := f.st.get(src.tuple); a != nil {
 			a.close(nil)
 		}
 		sc.close()
-		wg.Wait()
+		sc.wait()
 	}()
 	stop := context.AfterFunc(ctx, func() { c.SetReadDeadline(time.Unix(1, 0)) })
 	defer stop()
@@ -369,7 +363,7 @@ func (f *Frontend) ServeConn(ctx context.Context, conn net.Conn, ep gateway.Endp
 			// client sent after it, then the relay.
 			early := append([]byte(nil), fr.Buffered()...)
 			sc.detach()
-			wg.Wait()
+			sc.wait()
 			c.SetReadDeadline(time.Time{})
 			f.relayData(ctx, h, c, early, src.tuple.tr.String()+":"+src.tuple.client.String())
 			return

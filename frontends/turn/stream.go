@@ -24,33 +24,54 @@ var detachMarker = new([]byte)
 // drained by one goroutine, so relay goroutines never block on a slow client.
 type streamConn struct {
 	c         net.Conn
-	q         chan *[]byte
 	done      chan struct{}
 	closeOnce sync.Once
 	flushOnce sync.Once
+	// The queue and its write loop start with the first message, so a
+	// connection that never gets an answer costs neither.
+	startOnce sync.Once
+	q         chan *[]byte
+	wg        sync.WaitGroup
 }
 
 func newStreamConn(c net.Conn) *streamConn {
-	return &streamConn{c: c, q: make(chan *[]byte, streamQueueLen), done: make(chan struct{})}
+	return &streamConn{c: c, done: make(chan struct{})}
 }
+
+// queue returns the write queue, starting the write loop on first use.
+func (s *streamConn) queue() chan *[]byte {
+	s.startOnce.Do(func() {
+		s.q = make(chan *[]byte, streamQueueLen)
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.writeLoop()
+		}()
+	})
+	return s.q
+}
+
+// wait waits for the write loop, if it started, to end.
+func (s *streamConn) wait() { s.wg.Wait() }
 
 func (s *streamConn) stream() bool { return true }
 
 // send queues a copy of b. Control messages wait for room (until the
 // connection ends); data messages are dropped when the queue is full.
 func (s *streamConn) send(b []byte, control bool) bool {
+	q := s.queue()
 	p := streamBufs.Get().(*[]byte)
 	*p = append((*p)[:0], b...)
 	if control {
 		select {
-		case s.q <- p:
+		case q <- p:
 			return true
 		case <-s.done:
 			return false
 		}
 	}
 	select {
-	case s.q <- p:
+	case q <- p:
 		return true
 	case <-s.done:
 	default:
@@ -64,7 +85,7 @@ func (s *streamConn) send(b []byte, control bool) bool {
 func (s *streamConn) closeAfterFlush() {
 	s.flushOnce.Do(func() {
 		select {
-		case s.q <- nil:
+		case s.queue() <- nil:
 		case <-s.done:
 		}
 	})
@@ -75,7 +96,7 @@ func (s *streamConn) closeAfterFlush() {
 // end before it writes to the connection itself.
 func (s *streamConn) detach() {
 	select {
-	case s.q <- detachMarker:
+	case s.queue() <- detachMarker:
 	case <-s.done:
 	}
 }

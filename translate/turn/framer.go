@@ -110,11 +110,11 @@ type Framer struct {
 }
 
 // initialFrameBuf is where a growing Framer's buffer starts.
-const initialFrameBuf = 2048
+const initialFrameBuf = 1024
 
 // NewFramer returns a Framer reading r into buf. Frames larger than buf fail
 // with ErrTooLarge. A nil buf (or one shorter than a STUN header) gives a
-// Framer whose buffer starts at 2 KiB and grows up to MaxFrameSize as frames
+// Framer whose buffer starts at 1 KiB and grows up to MaxFrameSize as frames
 // need it — a half-open connection costs little.
 func NewFramer(r io.Reader, buf []byte) *Framer {
 	if len(buf) < HeaderSize {
