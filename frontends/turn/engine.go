@@ -229,6 +229,10 @@ func (f *Frontend) allocate(ctx context.Context, m *stun.Message, src *source, u
 		f.replyErr(src, m, err, o)
 		return
 	}
+	if _, draining := f.rt.Lifecycle.DrainDeadline(); draining {
+		f.replyErr(src, m, &tt.CodeError{Code: stun.CodeInsufficientCapacity, Err: errors.New("turn: draining")}, o)
+		return
+	}
 	if !f.st.startPending(src.tuple, m.TransactionID) {
 		f.replyErr(src, m, &tt.CodeError{Code: stun.CodeAllocMismatch, Err: errors.New("turn: allocate in progress on the 5-tuple")}, o)
 		return
@@ -407,19 +411,23 @@ func (j *allocJob) run() {
 // grant returns the lifetime to grant (turn.md §4.3 and §4.5), with the
 // frontend's default as the floor and its maximum as the ceiling: no LIFETIME
 // gives the default; 0 deletes on Refresh and gives the default on Allocate.
+// While the gateway drains, nothing is granted past the end of the grace
+// period.
 func (f *Frontend) grant(l tt.Lifetime, present, refresh bool) time.Duration {
-	if !present {
-		return f.s.defLife
+	d := f.s.defLife
+	switch {
+	case present && l == 0 && refresh:
+		return 0
+	case present && l != 0:
+		d = max(min(l.Duration(), f.s.maxLife), f.s.defLife)
 	}
-	if l == 0 {
-		if refresh {
+	if end, draining := f.rt.Lifecycle.DrainDeadline(); draining {
+		left := end.Sub(f.clock.Now()).Truncate(time.Second)
+		if left <= 0 {
 			return 0
 		}
-		return f.s.defLife
+		d = min(d, left)
 	}
-	d := l.Duration()
-	d = min(d, f.s.maxLife)
-	d = max(d, f.s.defLife)
 	return d
 }
 
