@@ -65,6 +65,10 @@ type Runtime struct {
 	State     *StateStore
 	Lifecycle *Lifecycle
 
+	// feLimits are each frontend's effective limits (its own limits block
+	// over the top-level one).
+	feLimits map[string]*Limits
+
 	holdMu  sync.Mutex
 	holds   int
 	retired bool
@@ -106,7 +110,7 @@ func Build(cfg *Config, d Deps) (rt *Runtime, err error) {
 		d.Resolver = NewResolver(cfg.Resolver)
 	}
 	rt = &Runtime{
-		Config: cfg, Backends: map[string]Backend{}, Users: cfg.Users, Limits: cfg.Limits,
+		Config: cfg, Backends: map[string]Backend{}, feLimits: map[string]*Limits{}, Users: cfg.Users, Limits: cfg.Limits,
 		Log: d.Log, Metrics: d.Metrics, Clock: d.Clock, Resolver: d.Resolver, Own: d.Own, Tracker: d.Tracker,
 		State: d.State, Lifecycle: d.Lifecycle,
 	}
@@ -149,6 +153,8 @@ func Build(cfg *Config, d Deps) (rt *Runtime, err error) {
 		if l, ok := fc.Config.(interface{ FrontendLimits() *LimitsConfig }); ok {
 			env.Limits, _ = l.FrontendLimits().Compile(cfg.Limits)
 		}
+		lim := env.Limits
+		rt.feLimits[fc.Name] = &lim
 		f, err := d.Registry.frontends[fc.Type].New(env, fc.Name, fc.Config)
 		if err != nil {
 			return nil, fmt.Errorf("frontend %q: %w", fc.Name, err)
@@ -191,6 +197,15 @@ func frontendNames(cfg *Config) map[string]bool {
 		out[f.Name] = true
 	}
 	return out
+}
+
+// LimitsFor returns a frontend's effective limits (the top-level ones for
+// an unknown name).
+func (rt *Runtime) LimitsFor(frontend string) *Limits {
+	if l, ok := rt.feLimits[frontend]; ok {
+		return l
+	}
+	return &rt.Limits
 }
 
 // closeBackends closes every backend that holds resources.
@@ -261,7 +276,7 @@ func (rt *Runtime) Bind(ctx context.Context, req *BindRequest) (Binding, *Route,
 	if err != nil {
 		return nil, route, err
 	}
-	release, err := rt.Tracker.AcquireAssoc(&rt.Limits, req.Principal.User, false)
+	release, err := rt.Tracker.AcquireAssoc(rt.LimitsFor(req.Principal.Frontend), req.Principal.User, false)
 	if err != nil {
 		rt.limitHit(req.Principal.Frontend, err)
 		return nil, route, err
@@ -286,7 +301,7 @@ func (rt *Runtime) Associate(ctx context.Context, cmd Command, req *AssocRequest
 	if err != nil {
 		return nil, route, err
 	}
-	release, err := rt.Tracker.AcquireAssoc(&rt.Limits, req.Principal.User, cmd == CmdTURNAllocate)
+	release, err := rt.Tracker.AcquireAssoc(rt.LimitsFor(req.Principal.Frontend), req.Principal.User, cmd == CmdTURNAllocate)
 	if err != nil {
 		rt.limitHit(req.Principal.Frontend, err)
 		return nil, route, err
