@@ -8,34 +8,11 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
-	"time"
 
 	"github.com/sixgate/sixgate/gateway"
-)
-
-// Bounds and lifetimes of the per-association caches.
-const (
-	// maxVerdicts bounds the cache of policy verdicts per association.
-	maxVerdicts = 256
-	// verdictTTL is how long a cached verdict holds: the gateway's own
-	// addresses change as sockets come and go.
-	verdictTTL = 5 * time.Second
-	// maxNames bounds the cache of resolved destination names.
-	maxNames = 64
-	// maxPending bounds the datagrams of one association that wait for a
-	// name being resolved.
-	maxPending = 32
-	// nameTTL is how long a resolved name is used before it is looked up
-	// again (the old answer is used meanwhile).
-	nameTTL = 30 * time.Second
-	// nameNegTTL is how long a failed lookup is remembered.
-	nameNegTTL = 5 * time.Second
-	// resolveTimeout bounds one lookup.
-	resolveTimeout = 5 * time.Second
 )
 
 // sockFam is the kind of socket an association uses.
@@ -61,12 +38,16 @@ func (f sockFam) network() string {
 func (f sockFam) has4() bool { return f != fam6 }
 func (f sockFam) has6() bool { return f != fam4 }
 
-// carries reports whether the socket can send to ip (unmapped).
-func (f sockFam) carries(ip netip.Addr) bool {
-	if ip.Is4() {
-		return f.has4()
+// family is the address family the socket can send to: 4, 6, or 0 for
+// both.
+func (f sockFam) family() int {
+	switch f {
+	case fam4:
+		return 4
+	case fam6:
+		return 6
 	}
-	return f.has6()
+	return 0
 }
 
 func (f sockFam) String() string {
@@ -475,15 +456,14 @@ func (b *Backend) ownRemove(ap netip.AddrPort) {
 
 // association is a UDP association of the direct backend.
 type association struct {
-	b      *Backend
-	log    *slog.Logger
-	pc     *net.UDPConn
-	rc     syscall.RawConn
-	fam    sockFam
-	bound  netip.AddrPort // the socket's local address ([::] for dual-stack)
-	relay  gateway.Addr
-	policy gateway.Policy
-	opts   gateway.StackOptions
+	b     *Backend
+	log   *slog.Logger
+	pc    *net.UDPConn
+	rc    syscall.RawConn
+	fam   sockFam
+	bound netip.AddrPort // the socket's local address ([::] for dual-stack)
+	relay gateway.Addr
+	opts  gateway.StackOptions
 	// src4 and src6 are the local addresses of each family the socket sends
 	// from: the bound address, bind_ipv4/6, or the kernel's preferred source
 	// address; invalid when unknown. They report local errors.
@@ -494,13 +474,11 @@ type association struct {
 	// io is the OS-specific socket state.
 	io sockIO
 
-	// wmu serializes sending: WriteTo and the flushing of datagrams that
-	// waited for a name. It guards verdicts, names and pending.
-	wmu      sync.Mutex
-	verdicts map[netip.AddrPort]verdict
-	names    map[string]*nameEntry
-	pending  int
-	wg       sync.WaitGroup // lookups in flight
+	// dests judges destinations and resolves names.
+	dests *gateway.Destinations
+	// wmu serializes sending: WriteTo and the sending of datagrams that
+	// waited for a name.
+	wmu sync.Mutex
 
 	closed    atomic.Bool
 	done      chan struct{}
@@ -510,47 +488,18 @@ type association struct {
 
 var _ gateway.Association = (*association)(nil)
 
-// verdict is a cached policy decision for one destination.
-type verdict struct {
-	err     error
-	expires time.Time
-}
-
-// nameEntry is a destination name: its addresses once resolved, or the
-// datagrams waiting for them.
-type nameEntry struct {
-	ips       []netip.Addr // usable addresses, the relay family first
-	err       error        // the lookup failed (ips is empty)
-	expires   time.Time
-	resolving bool
-	cancel    context.CancelFunc
-	queue     []queued
-}
-
-// queued is a datagram waiting for its destination name to resolve.
-type queued struct {
-	buf  *[]byte
-	port uint16
-	meta gateway.DatagramMeta
-}
-
-var queueBufs = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
-
 func (b *Backend) newAssociation(pc *net.UDPConn, p udpPlan, opts *gateway.StackOptions, req *gateway.AssocRequest) (*association, error) {
 	rc, err := pc.SyscallConn()
 	if err != nil {
 		return nil, err
 	}
 	a := &association{
-		b:        b,
-		pc:       pc,
-		rc:       rc,
-		fam:      p.fam,
-		bound:    udpLocal(pc),
-		policy:   gateway.PolicyOrAll(req.Policy),
-		verdicts: make(map[netip.AddrPort]verdict),
-		names:    make(map[string]*nameEntry),
-		done:     make(chan struct{}),
+		b:     b,
+		pc:    pc,
+		rc:    rc,
+		fam:   p.fam,
+		bound: udpLocal(pc),
+		done:  make(chan struct{}),
 	}
 	if a.fam == famDual {
 		a.bound = netip.AddrPortFrom(netip.IPv6Unspecified(), a.bound.Port())
@@ -583,6 +532,10 @@ func (b *Backend) newAssociation(pc *net.UDPConn, p udpPlan, opts *gateway.Stack
 		a.relay.IP = netip.IPv4Unspecified()
 	}
 	a.log = b.log.With("relay", a.relay.String(), "user", req.Principal.User)
+	a.dests = gateway.NewDestinations(gateway.DestConfig{
+		Op: "direct: send", Policy: req.Policy, Own: b.own, Family: a.fam.family(),
+		Prefer6: p.relayV6, Resolver: b.resolver, Clock: b.clock, Log: a.log, Send: a.send,
+	})
 	return a, nil
 }
 
@@ -637,215 +590,27 @@ func (a *association) Reservation() (gateway.Reservation, bool) {
 // seconds) and sent at once. A name is resolved in the background: its
 // datagrams wait in a small queue (gateway.ErrDropped when it is full) and
 // WriteTo returns nil; the answer is cached, and each resolved address is
-// checked like an IP destination. Errors are *gateway.Error values; none of
-// them ends the association.
+// checked like an IP destination (see gateway.Destinations). Errors are
+// *gateway.Error values; none of them ends the association.
 func (a *association) WriteTo(b []byte, dst gateway.Addr, meta gateway.DatagramMeta) error {
-	if dst.IsName() {
-		return a.writeName(b, dst, meta)
-	}
-	ap := netip.AddrPortFrom(dst.IP.Unmap().WithZone(""), dst.Port)
-	a.wmu.Lock()
-	defer a.wmu.Unlock()
 	if a.closed.Load() {
 		return closedErr("send")
 	}
-	if err := a.verdictLocked(ap); err != nil {
+	ap, err := a.dests.Target(dst, b, meta)
+	if err != nil || !ap.IsValid() {
 		return err
 	}
-	return a.sendLocked(b, ap, meta)
+	return a.send(b, ap, meta)
 }
 
-// verdictLocked returns nil when ap may be sent to, from the cache when it
-// can.
-func (a *association) verdictLocked(ap netip.AddrPort) error {
-	now := a.b.clock.Now()
-	if v, ok := a.verdicts[ap]; ok && now.Before(v.expires) {
-		return v.err
-	}
-	var err error
-	ip := ap.Addr()
-	switch {
-	case !ip.IsValid() || ip.IsUnspecified() || ap.Port() == 0:
-		err = gateway.NewError(gateway.ReasonHostUnreachable, "direct: send",
-			fmt.Errorf("%w: %s", errUnusable, ap))
-	case !a.fam.carries(ip):
-		err = gateway.NewError(gateway.ReasonFamilyMismatch, "direct: send",
-			fmt.Errorf("%s socket cannot send to %s", a.fam, ap))
-	case a.b.own.Contains(ap):
-		err = gateway.NewError(gateway.ReasonNotAllowed, "direct: send",
-			denied(fmt.Errorf("%s is the gateway itself", ap)))
-	default:
-		if perr := a.policy.Allow(ap); perr != nil {
-			err = gateway.NewError(gateway.ReasonNotAllowed, "direct: send", denied(perr))
-		}
-	}
-	if err != nil {
-		a.log.Debug("datagram destination refused", "dest", ap.String(), "err", err)
-	}
-	if len(a.verdicts) >= maxVerdicts {
-		for k, v := range a.verdicts {
-			if !now.Before(v.expires) {
-				delete(a.verdicts, k)
-			}
-		}
-		for k := range a.verdicts {
-			if len(a.verdicts) < maxVerdicts {
-				break
-			}
-			delete(a.verdicts, k)
-		}
-	}
-	a.verdicts[ap] = verdict{err: err, expires: now.Add(verdictTTL)}
-	return err
-}
-
-// writeName sends or queues a datagram for a name destination.
-func (a *association) writeName(b []byte, dst gateway.Addr, meta gateway.DatagramMeta) error {
+// send sends one datagram to an address dests allowed.
+func (a *association) send(b []byte, ap netip.AddrPort, meta gateway.DatagramMeta) error {
 	a.wmu.Lock()
 	defer a.wmu.Unlock()
 	if a.closed.Load() {
 		return closedErr("send")
 	}
-	now := a.b.clock.Now()
-	e := a.names[dst.Name]
-	if e != nil && !e.resolving && !now.Before(e.expires) {
-		if e.err != nil {
-			e.err = nil // a failure is not used once it has expired
-		}
-		a.lookup(dst.Name, e)
-	}
-	if e == nil {
-		if len(a.names) >= maxNames && !a.evictName(now) {
-			return gateway.NewError(gateway.ReasonGeneral, "direct: send",
-				fmt.Errorf("%w: too many names resolving", gateway.ErrDropped))
-		}
-		e = &nameEntry{}
-		a.names[dst.Name] = e
-		a.lookup(dst.Name, e)
-	}
-	switch {
-	case e.err != nil:
-		return e.err
-	case len(e.ips) > 0:
-		return a.sendResolvedLocked(b, e.ips, dst.Port, meta)
-	case a.pending >= maxPending:
-		return gateway.NewError(gateway.ReasonGeneral, "direct: send",
-			fmt.Errorf("%w: queue for %s is full", gateway.ErrDropped, dst.Name))
-	}
-	buf := queueBufs.Get().(*[]byte)
-	*buf = append((*buf)[:0], b...)
-	e.queue = append(e.queue, queued{buf: buf, port: dst.Port, meta: meta})
-	a.pending++
-	return nil
-}
-
-// sendResolvedLocked sends to the first of ips the policy allows with port.
-func (a *association) sendResolvedLocked(b []byte, ips []netip.Addr, port uint16, meta gateway.DatagramMeta) error {
-	var first error
-	for _, ip := range ips {
-		ap := netip.AddrPortFrom(ip, port)
-		if err := a.verdictLocked(ap); err != nil {
-			if first == nil {
-				first = err
-			}
-			continue
-		}
-		return a.sendLocked(b, ap, meta)
-	}
-	return first
-}
-
-// evictName makes room in the name cache: an expired entry, or any entry
-// that is not being resolved.
-func (a *association) evictName(now time.Time) bool {
-	var victim string
-	for n, e := range a.names {
-		if e.resolving {
-			continue
-		}
-		victim = n
-		if !now.Before(e.expires) {
-			break
-		}
-	}
-	if victim == "" {
-		return false
-	}
-	delete(a.names, victim)
-	return true
-}
-
-// lookup starts resolving name for e in the background. Called with wmu
-// held.
-func (a *association) lookup(name string, e *nameEntry) {
-	ctx, cancel := context.WithTimeout(context.Background(), resolveTimeout)
-	e.resolving, e.cancel = true, cancel
-	a.wg.Add(1)
-	go func() {
-		defer a.wg.Done()
-		defer cancel()
-		ips, err := a.b.resolver.LookupNetIP(ctx, "ip", name)
-		a.resolved(name, e, ips, err)
-	}()
-}
-
-// resolved records a lookup's answer and sends the datagrams that waited for
-// it.
-func (a *association) resolved(name string, e *nameEntry, ips []netip.Addr, err error) {
-	var usable []netip.Addr
-	for _, ip := range ips {
-		ip = ip.Unmap().WithZone("")
-		if ip.IsValid() && !ip.IsUnspecified() && a.fam.carries(ip) && !slices.Contains(usable, ip) {
-			usable = append(usable, ip)
-		}
-	}
-	relayV6 := a.relay.IP.Is6()
-	slices.SortStableFunc(usable, func(x, y netip.Addr) int {
-		switch {
-		case x.Is6() == y.Is6():
-			return 0
-		case x.Is6() == relayV6:
-			return -1
-		}
-		return 1
-	})
-	if err == nil && len(usable) == 0 {
-		err = &net.DNSError{Err: "no usable address", Name: name, IsNotFound: true}
-	}
-
-	a.wmu.Lock()
-	defer a.wmu.Unlock()
-	e.resolving, e.cancel = false, nil
-	queue := e.queue
-	e.queue = nil
-	a.pending -= len(queue)
-	defer func() {
-		for _, q := range queue {
-			queueBufs.Put(q.buf)
-		}
-	}()
-	if a.closed.Load() {
-		return
-	}
-	now := a.b.clock.Now()
-	switch {
-	case err == nil:
-		e.ips, e.err, e.expires = usable, nil, now.Add(nameTTL)
-	case len(e.ips) > 0:
-		// A refresh failed: keep the old answer a little longer.
-		e.expires = now.Add(nameNegTTL)
-		a.log.Debug("name refresh failed", "name", name, "err", err)
-	default:
-		e.err = gateway.NewError(gateway.ReasonOf(err), "direct: send", err)
-		e.expires = now.Add(nameNegTTL)
-		a.log.Debug("name lookup failed", "name", name, "err", err, "dropped", len(queue))
-		return
-	}
-	for _, q := range queue {
-		if err := a.sendResolvedLocked(*q.buf, e.ips, q.port, q.meta); err != nil {
-			a.log.Debug("queued datagram not sent", "name", name, "err", err)
-		}
-	}
+	return a.sendLocked(b, ap, meta)
 }
 
 // Close ends the association: pending lookups are cancelled and their
@@ -857,19 +622,12 @@ func (a *association) Close() error {
 	a.closeOnce.Do(func() {
 		a.closed.Store(true)
 		close(a.done)
-		a.wmu.Lock()
-		for _, e := range a.names {
-			if e.cancel != nil {
-				e.cancel()
-			}
-		}
-		a.wmu.Unlock()
+		a.dests.Close()
 		a.closeErr = a.pc.Close()
 		a.b.ownRemove(a.bound)
 		if a.made != nil && a.made.info.Expires.IsZero() {
 			a.b.release(a.made, "association closed")
 		}
-		a.wg.Wait()
 		a.log.Debug("association closed")
 	})
 	return a.closeErr

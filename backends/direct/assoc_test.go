@@ -189,6 +189,13 @@ func applied[T comparable](v T) gateway.Opt[T] {
 	return gateway.Opt[T]{Outcome: gateway.Applied, Value: v}
 }
 
+// The bounds of an association's destination caches (gateway.Destinations
+// with the default limits).
+var (
+	maxPending = gateway.DefaultDestLimits().Queued
+	nameTTL    = gateway.DefaultDestLimits().NameTTL
+)
+
 // fakeClock is a Clock tests move by hand.
 type fakeClock struct {
 	mu  sync.Mutex

@@ -9,32 +9,9 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/sixgate/sixgate/gateway"
 	s5 "github.com/sixgate/sixgate/translate/socks5"
-)
-
-// Bounds and lifetimes of the per-association caches.
-const (
-	// maxVerdicts bounds the cache of policy verdicts per association.
-	maxVerdicts = 256
-	// verdictTTL is how long a cached verdict holds: the gateway's own
-	// addresses, which the policy refuses, change as sockets come and go.
-	verdictTTL = 5 * time.Second
-	// maxNames bounds the names an association with resolve = "local"
-	// keeps resolved.
-	maxNames = 64
-	// maxPending bounds the datagrams of one association that wait for
-	// names being resolved.
-	maxPending = 32
-	// nameTTL is how long a resolved name is used before it is looked up
-	// again (the old answer is used meanwhile).
-	nameTTL = 30 * time.Second
-	// nameNegTTL is how long a failed lookup is remembered.
-	nameNegTTL = 5 * time.Second
-	// resolveTimeout bounds one lookup.
-	resolveTimeout = 5 * time.Second
 )
 
 // maxDatagram is the largest UDP payload; with the SOCKS 5 header in front
@@ -78,15 +55,10 @@ func (b *Backend) Associate(ctx context.Context, req *gateway.AssocRequest) (gat
 	sctx, cancel := context.WithTimeout(ctx, b.dialTimeout)
 	defer cancel()
 
-	actx, acancel := context.WithCancel(context.Background())
 	a := &association{
-		b:        b,
-		policy:   req.Policy,
-		opts:     req.Options,
-		ctx:      actx,
-		cancel:   acancel,
-		done:     make(chan struct{}),
-		verdicts: map[netip.AddrPort]verdict{},
+		b:    b,
+		opts: req.Options,
+		done: make(chan struct{}),
 	}
 	a.opts.UnsupportPending()
 	ok := false
@@ -152,6 +124,10 @@ func (b *Backend) Associate(ctx context.Context, req *gateway.AssocRequest) (gat
 		a.relayAP = a.relay.AddrPort()
 	}
 	a.log = b.log.With("relay", a.relay.String(), "user", req.Principal.User)
+	a.dests = gateway.NewDestinations(gateway.DestConfig{
+		Op: opSend, Policy: req.Policy, Prefer6: a.relay.IP.Is6(),
+		Resolver: b.resolver, Clock: b.clock, Log: a.log, Send: a.sendQueued,
+	})
 	go a.watch()
 	ok = true
 	a.log.Debug("udp association open", "source", src.String())
@@ -184,11 +160,10 @@ func (b *Backend) relayAddrPort(ctx context.Context, relay gateway.Addr, pc *net
 
 // association is a UDP ASSOCIATE at the server.
 type association struct {
-	b      *Backend
-	log    *slog.Logger
-	policy gateway.Policy // nil allows every destination
-	opts   gateway.StackOptions
-	ctrl   net.Conn // the TCP control connection
+	b    *Backend
+	log  *slog.Logger
+	opts gateway.StackOptions
+	ctrl net.Conn // the TCP control connection
 	// pc is the association's own socket (no Via); via is the via
 	// backend's association otherwise. Exactly one is set.
 	pc  *net.UDPConn
@@ -200,47 +175,19 @@ type association struct {
 	relay   gateway.Addr
 	relayAP netip.AddrPort
 
-	ctx       context.Context // ends at Close; bounds name lookups
-	cancel    context.CancelFunc
+	// dests judges IP destinations and, with resolve = "local", resolves
+	// names.
+	dests *gateway.Destinations
+
 	closed    atomic.Bool
 	closeOnce sync.Once
 	done      chan struct{} // closed when watch returns
-	lookups   sync.WaitGroup
-	sendMu    sync.Mutex // one via WriteTo at a time
-
-	// mu guards verdicts, names and pending.
-	mu       sync.Mutex
-	verdicts map[netip.AddrPort]verdict
-	names    map[string]*nameEntry
-	pending  int
+	sendMu    sync.Mutex    // one via WriteTo at a time
 
 	foreign, malformed, frag, denied atomic.Uint64
 }
 
 var _ gateway.Association = (*association)(nil)
-
-// verdict is a cached policy decision for one destination.
-type verdict struct {
-	err     error
-	expires time.Time
-}
-
-// nameEntry is a destination name of an association with resolve =
-// "local": its answer and the datagrams waiting for it.
-type nameEntry struct {
-	addrs     []netip.Addr
-	err       error
-	answered  bool
-	resolving bool
-	expires   time.Time
-	waiting   []waitingDatagram
-}
-
-// waitingDatagram is a copy of a datagram waiting for its name.
-type waitingDatagram struct {
-	payload []byte
-	port    uint16
-}
 
 // RelayAddr reports the relay address the server gave in its reply (an
 // unspecified BND.ADDR replaced with the server's address) with exact =
@@ -262,55 +209,36 @@ func (a *association) Reservation() (gateway.Reservation, bool) {
 // against the policy (verdicts are cached for a few seconds); a name is
 // forwarded with resolve = "remote", and with resolve = "local" resolved
 // in the background (the datagram waits, up to a bound), each address
-// checked, and the first allowed one used. meta cannot be expressed in
-// SOCKS 5 and is ignored. A datagram that cannot be sent returns an error
-// wrapping gateway.ErrDropped; the association goes on.
+// checked, and the first allowed one used (see gateway.Destinations). meta
+// cannot be expressed in SOCKS 5 and is ignored. A datagram that cannot be
+// sent returns an error wrapping gateway.ErrDropped; the association goes
+// on.
 func (a *association) WriteTo(b []byte, dst gateway.Addr, _ gateway.DatagramMeta) error {
 	if a.closed.Load() {
 		return net.ErrClosed
 	}
-	switch {
-	case !dst.IsName():
-		ap := netip.AddrPortFrom(dst.IP.Unmap(), dst.Port)
-		if a.policy != nil {
-			a.mu.Lock()
-			err := a.allowLocked(ap, a.b.clock.Now())
-			a.mu.Unlock()
-			if err != nil {
-				return a.deniedErr(ap, err)
-			}
-		}
-		return a.send(b, gateway.Addr{IP: ap.Addr(), Port: ap.Port()})
-	case !a.b.local:
+	if dst.IsName() && !a.b.local {
 		return a.send(b, dst)
 	}
-	return a.sendName(b, dst)
+	ap, err := a.dests.Target(dst, b, gateway.DatagramMeta{})
+	if err != nil {
+		if gateway.ReasonOf(err) == gateway.ReasonNotAllowed {
+			a.denied.Add(1)
+		}
+		return err
+	}
+	if !ap.IsValid() {
+		return nil // waits for its name
+	}
+	return a.send(b, gateway.AddrFromAddrPort(ap))
 }
 
-// allowLocked returns nil when ap may be sent to, from the cache when it
-// holds a fresh verdict. a.mu is held.
-func (a *association) allowLocked(ap netip.AddrPort, now time.Time) error {
-	if v, ok := a.verdicts[ap]; ok && now.Before(v.expires) {
-		return v.err
+// sendQueued sends a datagram that waited for its name.
+func (a *association) sendQueued(b []byte, to netip.AddrPort, _ gateway.DatagramMeta) error {
+	if a.closed.Load() {
+		return net.ErrClosed
 	}
-	err := a.policy.Allow(ap)
-	if len(a.verdicts) >= maxVerdicts {
-		for k, v := range a.verdicts {
-			if !now.Before(v.expires) {
-				delete(a.verdicts, k)
-			}
-		}
-		if len(a.verdicts) >= maxVerdicts {
-			clear(a.verdicts)
-		}
-	}
-	a.verdicts[ap] = verdict{err: err, expires: now.Add(verdictTTL)}
-	return err
-}
-
-func (a *association) deniedErr(ap netip.AddrPort, err error) error {
-	a.denied.Add(1)
-	return gateway.NewError(gateway.ReasonNotAllowed, opSend, fmt.Errorf("%w: %s: %w", gateway.ErrDropped, ap, err))
+	return a.send(b, gateway.AddrFromAddrPort(to))
 }
 
 // send prepends the SOCKS 5 UDP header for dst to b and sends the datagram
@@ -346,141 +274,6 @@ func (a *association) send(b []byte, dst gateway.Addr) error {
 		return err
 	}
 	return gateway.NewError(gateway.ReasonOf(err), opSend, fmt.Errorf("%w: %w", gateway.ErrDropped, err))
-}
-
-// sendName sends b to a name with resolve = "local".
-func (a *association) sendName(b []byte, dst gateway.Addr) error {
-	now := a.b.clock.Now()
-	a.mu.Lock()
-	if a.closed.Load() { // checked under mu, see shutdown
-		a.mu.Unlock()
-		return net.ErrClosed
-	}
-	if a.names == nil {
-		a.names = map[string]*nameEntry{}
-	}
-	e := a.names[dst.Name]
-	if e == nil {
-		if !a.makeRoomLocked(now) {
-			a.mu.Unlock()
-			return gateway.NewError(gateway.ReasonCapacityExhausted, opSend, fmt.Errorf("%w: too many names resolving", gateway.ErrDropped))
-		}
-		e = &nameEntry{}
-		a.names[dst.Name] = e
-	}
-	expired := !now.Before(e.expires)
-	if expired && !e.resolving {
-		e.resolving = true
-		a.lookups.Add(1)
-		go a.lookup(dst.Name)
-	}
-	if !e.answered || (e.err != nil && expired) {
-		// Wait for the answer.
-		if a.pending >= maxPending {
-			a.mu.Unlock()
-			return gateway.NewError(gateway.ReasonCapacityExhausted, opSend, fmt.Errorf("%w: too many datagrams waiting for names", gateway.ErrDropped))
-		}
-		e.waiting = append(e.waiting, waitingDatagram{payload: append([]byte(nil), b...), port: dst.Port})
-		a.pending++
-		a.mu.Unlock()
-		return nil
-	}
-	ap, err := a.pickLocked(e, dst, now)
-	a.mu.Unlock()
-	if err != nil {
-		return err
-	}
-	return a.send(b, gateway.AddrFromAddrPort(ap))
-}
-
-// makeRoomLocked makes room for one more name, dropping an expired answer
-// or any answer not being refreshed; false when every entry is resolving.
-func (a *association) makeRoomLocked(now time.Time) bool {
-	if len(a.names) < maxNames {
-		return true
-	}
-	var victim string
-	for n, e := range a.names {
-		if e.resolving {
-			continue
-		}
-		victim = n
-		if !now.Before(e.expires) {
-			break
-		}
-	}
-	if victim == "" {
-		return false
-	}
-	delete(a.names, victim)
-	return true
-}
-
-// pickLocked returns the first address of an answered name that the
-// policy allows.
-func (a *association) pickLocked(e *nameEntry, dst gateway.Addr, now time.Time) (netip.AddrPort, error) {
-	if e.err != nil {
-		return netip.AddrPort{}, gateway.NewError(gateway.ReasonOf(e.err), opSend, fmt.Errorf("%w: resolving %s: %w", gateway.ErrDropped, dst.Name, e.err))
-	}
-	var deny error
-	for _, ip := range e.addrs {
-		ap := netip.AddrPortFrom(ip.Unmap(), dst.Port)
-		if a.policy == nil {
-			return ap, nil
-		}
-		err := a.allowLocked(ap, now)
-		if err == nil {
-			return ap, nil
-		}
-		if deny == nil {
-			deny = err
-		}
-	}
-	a.denied.Add(1)
-	return netip.AddrPort{}, gateway.NewError(gateway.ReasonNotAllowed, opSend, fmt.Errorf("%w: %s: no address allowed: %w", gateway.ErrDropped, dst.Name, deny))
-}
-
-// lookup resolves name and sends the datagrams waiting for it.
-func (a *association) lookup(name string) {
-	defer a.lookups.Done()
-	ctx, cancel := context.WithTimeout(a.ctx, resolveTimeout)
-	ips, err := a.b.resolver.LookupNetIP(ctx, "ip", name)
-	cancel()
-	if err == nil && len(ips) == 0 {
-		err = fmt.Errorf("%s has no addresses", name)
-	}
-	if err != nil {
-		err = gateway.NewError(gateway.ReasonOf(err), "", err)
-	}
-	now := a.b.clock.Now()
-	a.mu.Lock()
-	e := a.names[name]
-	e.resolving, e.answered = false, true
-	e.addrs, e.err = ips, err
-	e.expires = now.Add(nameTTL)
-	if err != nil {
-		e.expires = now.Add(nameNegTTL)
-	}
-	waiting := e.waiting
-	e.waiting = nil
-	a.pending -= len(waiting)
-	// Each waiting datagram is judged with its own port.
-	dsts := make([]netip.AddrPort, len(waiting))
-	errs := make([]error, len(waiting))
-	for i, w := range waiting {
-		dsts[i], errs[i] = a.pickLocked(e, gateway.Addr{Name: name, Port: w.port}, now)
-	}
-	a.mu.Unlock()
-	for i, w := range waiting {
-		if a.closed.Load() {
-			return
-		}
-		if errs[i] != nil {
-			a.log.Debug("udp datagram dropped", "name", name, "err", errs[i])
-			continue
-		}
-		_ = a.send(w.payload, gateway.AddrFromAddrPort(dsts[i]))
-	}
 }
 
 // ReadFrom reads the next datagram from the relay into b: datagrams from
@@ -564,18 +357,14 @@ func (a *association) watch() {
 // net.ErrClosed from now on.
 func (a *association) shutdown() {
 	a.closeOnce.Do(func() {
-		// Under mu, so that no sendName starts a lookup after this: Close
-		// waits for the lookups.
-		a.mu.Lock()
 		a.closed.Store(true)
-		a.mu.Unlock()
 		a.release()
+		a.dests.Close()
 	})
 }
 
 // release closes whatever the association holds.
 func (a *association) release() {
-	a.cancel()
 	if a.ctrl != nil {
 		a.ctrl.Close()
 	}
@@ -596,7 +385,6 @@ func (a *association) release() {
 func (a *association) Close() error {
 	a.shutdown()
 	<-a.done
-	a.lookups.Wait()
 	a.log.Debug("udp association closed", "dropped_foreign", a.foreign.Load(), "dropped_malformed", a.malformed.Load(),
 		"dropped_fragments", a.frag.Load(), "denied", a.denied.Load())
 	return nil

@@ -8,34 +8,10 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"slices"
 	"sync"
-	"time"
 
 	"github.com/sixgate/sixgate/gateway"
 	s6 "github.com/sixgate/sixgate/translate/socks6"
-)
-
-// Bounds and lifetimes of the per-association caches.
-const (
-	// maxVerdicts bounds the cache of policy verdicts per association.
-	maxVerdicts = 256
-	// verdictTTL is how long a cached verdict holds: the gateway's own
-	// addresses, which the policy refuses, change as sockets come and go.
-	verdictTTL = 5 * time.Second
-	// maxNames bounds the names an association with resolve = "local"
-	// keeps resolved.
-	maxNames = 64
-	// maxPending bounds the datagrams of one association that wait for
-	// names being resolved.
-	maxPending = 32
-	// nameTTL is how long a resolved name is used before it is looked up
-	// again (the old answer is used meanwhile).
-	nameTTL = 30 * time.Second
-	// nameNegTTL is how long a failed lookup is remembered.
-	nameNegTTL = 5 * time.Second
-	// resolveTimeout bounds one lookup.
-	resolveTimeout = 5 * time.Second
 )
 
 // Associate opens a UDP association through the upstream with UDP
@@ -85,11 +61,7 @@ func (b *Backend) Associate(ctx context.Context, req *gateway.AssocRequest) (gat
 	if taken != nil {
 		b.resv.drop(taken)
 	}
-	actx, cancel := context.WithCancel(context.Background())
-	a := &association{
-		b: b, u: u, policy: gateway.PolicyOrAll(req.Policy), ctx: actx, cancel: cancel,
-		verdicts: map[netip.AddrPort]verdict{}, names: map[string]*nameEntry{},
-	}
+	a := &association{b: b, u: u}
 	a.opts = u.Legs.Remote
 	switch uerr := req.Options.UDPError; {
 	case !uerr.Wanted():
@@ -110,6 +82,10 @@ func (b *Backend) Associate(ctx context.Context, req *gateway.AssocRequest) (gat
 		}
 	}
 	a.log = b.log.With("relay", u.Bound.String(), "transport", u.Transport().String(), "user", req.Principal.User)
+	a.dests = gateway.NewDestinations(gateway.DestConfig{
+		Op: "socks6 backend: send", Policy: req.Policy, Prefer6: u.Bound.Is6(),
+		Resolver: b.resolver, Clock: b.clock, Log: a.log, Send: a.sendQueued,
+	})
 	a.log.Debug("udp association open")
 	return a, nil
 }
@@ -192,49 +168,18 @@ type association struct {
 	b       *Backend
 	u       *UDPAssoc
 	log     *slog.Logger
-	policy  gateway.Policy
 	opts    gateway.StackOptions
 	relay   gateway.Addr
 	relayOK bool
 	// made is the reservation this association made, if any.
 	made *reservation
-
-	ctx     context.Context // ends at Close; bounds name lookups
-	cancel  context.CancelFunc
-	lookups sync.WaitGroup
-	once    sync.Once
-
-	// mu guards verdicts, names, pending and closed.
-	mu       sync.Mutex
-	verdicts map[netip.AddrPort]verdict
-	names    map[string]*nameEntry
-	pending  int
-	closed   bool
+	// dests judges IP destinations and, with resolve = "local", resolves
+	// names.
+	dests *gateway.Destinations
+	once  sync.Once
 }
 
 var _ gateway.Association = (*association)(nil)
-
-// verdict is a cached policy decision for one destination.
-type verdict struct {
-	err     error
-	expires time.Time
-}
-
-// nameEntry is a destination name of an association with resolve =
-// "local": its answer and the datagrams waiting for it.
-type nameEntry struct {
-	ips       []netip.Addr
-	err       error
-	expires   time.Time
-	resolving bool
-	queue     []queued
-}
-
-// queued is a datagram waiting for its destination name.
-type queued struct {
-	buf  *[]byte
-	port uint16
-}
 
 // RelayAddr returns the upstream's remote-facing address from its
 // Operation Reply; ok is false when the upstream reported an unspecified
@@ -252,200 +197,25 @@ func (a *association) Reservation() (gateway.Reservation, bool) {
 	return a.made.info, true
 }
 
-// WriteTo sends one datagram to dst. Per-datagram IP header wishes (meta)
-// cannot be expressed in SOCKS 6 and are ignored.
+// WriteTo sends one datagram to dst. Every IP destination, and with
+// resolve = "local" every address of a name (resolved here in the
+// background, see gateway.Destinations), is checked with the policy; with
+// resolve = "remote" names go to the upstream. Per-datagram IP header wishes
+// (meta) cannot be expressed in SOCKS 6 and are ignored.
 func (a *association) WriteTo(p []byte, dst gateway.Addr, _ gateway.DatagramMeta) error {
-	if dst.IsName() {
-		if !a.b.resolveLocal {
-			return a.u.WriteTo(p, dst)
-		}
-		return a.writeName(p, dst)
+	if dst.IsName() && !a.b.resolveLocal {
+		return a.u.WriteTo(p, dst)
 	}
-	ap := netip.AddrPortFrom(dst.IP.Unmap().WithZone(""), dst.Port)
-	if err := a.verdict(ap); err != nil {
+	ap, err := a.dests.Target(dst, p, gateway.DatagramMeta{})
+	if err != nil || !ap.IsValid() {
 		return err
 	}
-	return a.u.WriteTo(p, gateway.Addr{IP: ap.Addr(), Port: ap.Port()})
+	return a.u.WriteTo(p, gateway.AddrFromAddrPort(ap))
 }
 
-// verdict returns nil when ap may be sent to, from the cache when it can.
-func (a *association) verdict(ap netip.AddrPort) error {
-	now := a.b.clock.Now()
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if v, ok := a.verdicts[ap]; ok && now.Before(v.expires) {
-		return v.err
-	}
-	var err error
-	if perr := a.policy.Allow(ap); perr != nil {
-		err = fail(gateway.ReasonNotAllowed, "send", perr)
-		a.log.Debug("datagram destination refused", "dest", ap.String(), "error", perr)
-	}
-	if len(a.verdicts) >= maxVerdicts {
-		for k, v := range a.verdicts {
-			if !now.Before(v.expires) {
-				delete(a.verdicts, k)
-			}
-		}
-		for k := range a.verdicts {
-			if len(a.verdicts) < maxVerdicts {
-				break
-			}
-			delete(a.verdicts, k)
-		}
-	}
-	a.verdicts[ap] = verdict{err: err, expires: now.Add(verdictTTL)}
-	return err
-}
-
-// writeName sends, or queues until its name is resolved, a datagram to a
-// name (resolve = "local").
-func (a *association) writeName(p []byte, dst gateway.Addr) error {
-	now := a.b.clock.Now()
-	a.mu.Lock()
-	if a.closed {
-		a.mu.Unlock()
-		return a.u.closedErr("send")
-	}
-	e := a.names[dst.Name]
-	if e != nil && !e.resolving && !now.Before(e.expires) {
-		e.err = nil // an answer is used until the refresh comes; a failure is not
-		a.lookupLocked(dst.Name, e)
-	}
-	if e == nil {
-		if len(a.names) >= maxNames && !a.evictNameLocked(now) {
-			a.mu.Unlock()
-			return fail(gateway.ReasonGeneral, "send", fmt.Errorf("%w: too many names resolving", gateway.ErrDropped))
-		}
-		e = &nameEntry{}
-		a.names[dst.Name] = e
-		a.lookupLocked(dst.Name, e)
-	}
-	switch {
-	case len(e.ips) > 0:
-		ips := e.ips
-		a.mu.Unlock()
-		return a.sendResolved(p, ips, dst.Port)
-	case e.err != nil:
-		err := e.err
-		a.mu.Unlock()
-		return err
-	case a.pending >= maxPending:
-		a.mu.Unlock()
-		return fail(gateway.ReasonGeneral, "send", fmt.Errorf("%w: queue for %s is full", gateway.ErrDropped, dst.Name))
-	}
-	buf := outPool.Get().(*[]byte)
-	*buf = append((*buf)[:0], p...)
-	e.queue = append(e.queue, queued{buf: buf, port: dst.Port})
-	a.pending++
-	a.mu.Unlock()
-	return nil
-}
-
-// sendResolved sends to the first of ips the policy allows.
-func (a *association) sendResolved(p []byte, ips []netip.Addr, port uint16) error {
-	var first error
-	for _, ip := range ips {
-		ap := netip.AddrPortFrom(ip, port)
-		if err := a.verdict(ap); err != nil {
-			if first == nil {
-				first = err
-			}
-			continue
-		}
-		return a.u.WriteTo(p, gateway.Addr{IP: ip, Port: port})
-	}
-	return first
-}
-
-// evictNameLocked makes room in the name cache: an expired entry, or any
-// entry that is not being resolved.
-func (a *association) evictNameLocked(now time.Time) bool {
-	victim := ""
-	for n, e := range a.names {
-		if e.resolving {
-			continue
-		}
-		victim = n
-		if !now.Before(e.expires) {
-			break
-		}
-	}
-	if victim == "" {
-		return false
-	}
-	delete(a.names, victim)
-	return true
-}
-
-// lookupLocked resolves name for e in the background.
-func (a *association) lookupLocked(name string, e *nameEntry) {
-	e.resolving = true
-	a.lookups.Add(1)
-	go func() {
-		defer a.lookups.Done()
-		ctx, cancel := context.WithTimeout(a.ctx, resolveTimeout)
-		ips, err := a.b.resolver.LookupNetIP(ctx, "ip", name)
-		cancel()
-		a.resolved(name, e, ips, err)
-	}()
-}
-
-// resolved records a lookup's answer and sends the datagrams that waited
-// for it.
-func (a *association) resolved(name string, e *nameEntry, ips []netip.Addr, err error) {
-	var usable []netip.Addr
-	for _, ip := range ips {
-		ip = ip.Unmap().WithZone("")
-		if ip.IsValid() && !ip.IsUnspecified() && !slices.Contains(usable, ip) {
-			usable = append(usable, ip)
-		}
-	}
-	// The family of the upstream's socket first.
-	v6 := a.u.Bound.Is6()
-	slices.SortStableFunc(usable, func(x, y netip.Addr) int {
-		switch {
-		case x.Is6() == y.Is6():
-			return 0
-		case x.Is6() == v6:
-			return -1
-		}
-		return 1
-	})
-	if err == nil && len(usable) == 0 {
-		err = &net.DNSError{Err: "no usable address", Name: name, IsNotFound: true}
-	}
-	now := a.b.clock.Now()
-	a.mu.Lock()
-	e.resolving = false
-	queue := e.queue
-	e.queue = nil
-	a.pending -= len(queue)
-	closed := a.closed
-	switch {
-	case closed:
-	case err == nil:
-		e.ips, e.err, e.expires = usable, nil, now.Add(nameTTL)
-	case len(e.ips) > 0:
-		// A refresh failed: keep the old answer a little longer.
-		e.expires = now.Add(nameNegTTL)
-	default:
-		e.err = fail(gateway.ReasonOf(err), "send", err)
-		e.expires = now.Add(nameNegTTL)
-	}
-	ips = e.ips
-	a.mu.Unlock()
-	for _, q := range queue {
-		if !closed && len(ips) > 0 {
-			if serr := a.sendResolved(*q.buf, ips, q.port); serr != nil {
-				a.log.Debug("queued datagram not sent", "name", name, "error", serr)
-			}
-		}
-		outPool.Put(q.buf)
-	}
-	if err != nil && len(ips) == 0 && len(queue) > 0 {
-		a.log.Debug("name lookup failed", "name", name, "error", err, "dropped", len(queue))
-	}
+// sendQueued sends a datagram that waited for its name.
+func (a *association) sendQueued(p []byte, to netip.AddrPort, _ gateway.DatagramMeta) error {
+	return a.u.WriteTo(p, gateway.AddrFromAddrPort(to))
 }
 
 // ReadFrom reads the next datagram or ICMP error (from the upstream's Error
@@ -457,12 +227,8 @@ func (a *association) ReadFrom(p []byte) (gateway.Packet, error) { return a.u.Re
 // releases the upstream's port and any reservation it holds.
 func (a *association) Close() error {
 	a.once.Do(func() {
-		a.mu.Lock()
-		a.closed = true
-		a.mu.Unlock()
-		a.cancel()
+		a.dests.Close()
 		a.u.Close()
-		a.lookups.Wait()
 		if a.made != nil {
 			a.b.resv.drop(a.made)
 		}
