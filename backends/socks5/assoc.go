@@ -89,7 +89,10 @@ func (b *Backend) Associate(ctx context.Context, req *gateway.AssocRequest) (gat
 	}
 	a.ctrl = conn
 
-	// The request names where our datagrams will come from, where known.
+	// The request names where our datagrams will come from when this
+	// backend sends them itself. Through a via hop the server sees them come
+	// from that hop's relay, whose address as the server sees it is not
+	// known here (RFC 1928 §7: a client that does not know it sends zeros).
 	var src gateway.Addr
 	if a.via == nil {
 		local := unmapAP(addrPortOf(conn.LocalAddr()))
@@ -107,8 +110,8 @@ func (b *Backend) Associate(ctx context.Context, req *gateway.AssocRequest) (gat
 			b.own.Add(a.local)
 		}
 		src = gateway.AddrFromAddrPort(a.local)
-	} else if ra, ok := a.via.RelayAddr(); ok {
-		src = ra
+	} else {
+		src = gateway.Addr{IP: netip.IPv4Unspecified()}
 	}
 	rep, err := b.exchange(sctx, opAssociate, conn, s5.Request{Command: s5.CmdUDPAssociate, Dest: src}, nil)
 	if err != nil {
