@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"regexp"
 	"strconv"
 	"strings"
@@ -573,5 +574,51 @@ admin {
 	resp.Body.Close()
 	if _, body := g.get("/loglevel"); strings.TrimSpace(body) != "debug" {
 		t.Fatalf("level after change %q", body)
+	}
+}
+
+// TestAssociationLimitsAndIdle: a user over max_associations_per_user gets
+// SOCKS 5 REP 0x02 and the metric counts it; an association idle for
+// udp_idle_timeout is closed with its control connection.
+func TestAssociationLimitsAndIdle(t *testing.T) {
+	echo := echoAddr(t)
+	authPort, anonPort := freePort(t), freePort(t)
+	g := startGateway(t, socks5Config(authPort, anonPort)+`
+limits {
+  max_associations_per_user = 1
+  udp_idle_timeout          = "400ms"
+}
+`)
+	proxy := fmt.Sprintf("127.0.0.1:%d", authPort)
+	u := openS5UDP(t, proxy, "alice", "s3cret")
+	u.send(t, u.pc, 0, echo, "hello")
+	if got := u.recv(t, 3*time.Second); got != "hello" {
+		t.Fatalf("echo %q", got)
+	}
+	// A second association of the same user is over the limit.
+	c, err := net.DialTimeout("tcp", proxy, 3*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	s5Auth(t, c, "alice", "s3cret")
+	b, _ := s5.Request{Command: s5.CmdUDPAssociate, Dest: gateway.Addr{IP: netip.IPv4Unspecified()}}.Append(nil)
+	c.Write(b)
+	rep, err := s5.ReadReply(c)
+	if err != nil || rep.Code != s5.RepNotAllowed {
+		t.Fatalf("second association: %v %v, want REP 0x02", rep.Code, err)
+	}
+	waitFor(t, "limit metric", func() bool {
+		return g.metric(`sixgate_limit_rejections_total{frontend="auth",limit="associations_per_user"}`) == 1
+	})
+	// Idle: the control connection is closed within about the timeout.
+	start := time.Now()
+	u.ctrl.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := u.ctrl.Read(make([]byte, 1)); err == nil {
+		t.Fatal("control connection sent data")
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("idle association closed after %v", d)
 	}
 }

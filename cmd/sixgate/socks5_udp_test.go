@@ -39,7 +39,7 @@ type s5UDP struct {
 	relay netip.AddrPort
 }
 
-func openS5UDP(t *testing.T, proxy string) *s5UDP {
+func openS5UDP(t *testing.T, proxy string, userPass ...string) *s5UDP {
 	t.Helper()
 	c, err := net.DialTimeout("tcp", proxy, 3*time.Second)
 	if err != nil {
@@ -47,12 +47,8 @@ func openS5UDP(t *testing.T, proxy string) *s5UDP {
 	}
 	t.Cleanup(func() { c.Close() })
 	c.SetDeadline(time.Now().Add(5 * time.Second))
-	b, _ := s5.Greeting{Methods: []s5.Method{s5.MethodNoAuth}}.Append(nil)
-	c.Write(b)
-	if m, err := s5.ReadMethodSelection(c); err != nil || m != s5.MethodNoAuth {
-		t.Fatalf("method %v %v", m, err)
-	}
-	b, _ = s5.Request{Command: s5.CmdUDPAssociate, Dest: gateway.Addr{IP: netip.IPv4Unspecified()}}.Append(nil)
+	s5Auth(t, c, userPass...)
+	b, _ := s5.Request{Command: s5.CmdUDPAssociate, Dest: gateway.Addr{IP: netip.IPv4Unspecified()}}.Append(nil)
 	c.Write(b)
 	rep, err := s5.ReadReply(c)
 	if err != nil || rep.Code != s5.RepSucceeded {
@@ -65,6 +61,27 @@ func openS5UDP(t *testing.T, proxy string) *s5UDP {
 	}
 	t.Cleanup(func() { pc.Close() })
 	return &s5UDP{ctrl: c, pc: pc, relay: rep.Bound.AddrPort()}
+}
+
+// s5Auth negotiates no authentication, or RFC 1929 with userPass.
+func s5Auth(t *testing.T, c net.Conn, userPass ...string) {
+	t.Helper()
+	want := s5.MethodNoAuth
+	if len(userPass) == 2 {
+		want = s5.MethodUserPass
+	}
+	b, _ := s5.Greeting{Methods: []s5.Method{want}}.Append(nil)
+	c.Write(b)
+	if m, err := s5.ReadMethodSelection(c); err != nil || m != want {
+		t.Fatalf("method %v %v", m, err)
+	}
+	if want == s5.MethodUserPass {
+		b, _ = s5.UserPassRequest{Username: userPass[0], Password: userPass[1]}.Append(nil)
+		c.Write(b)
+		if st, err := s5.ReadUserPassReply(c); err != nil || st != s5.UserPassSuccess {
+			t.Fatalf("auth %d %v", st, err)
+		}
+	}
 }
 
 func (u *s5UDP) send(t *testing.T, from *net.UDPConn, frag byte, dst netip.AddrPort, payload string) {
