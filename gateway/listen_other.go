@@ -9,8 +9,11 @@ import (
 	"syscall"
 )
 
+// KeepAlive is the TCP keepalive every gateway socket uses.
+var KeepAlive = net.KeepAliveConfig{Enable: true, Idle: -1, Interval: -1, Count: -1}
+
 func listenTCP(addr string) (net.Listener, error) {
-	return (&net.ListenConfig{}).Listen(context.Background(), "tcp", addr)
+	return (&net.ListenConfig{KeepAliveConfig: KeepAlive}).Listen(context.Background(), "tcp", addr)
 }
 
 func listenUDP(addr string) (*net.UDPConn, error) {

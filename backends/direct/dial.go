@@ -303,6 +303,7 @@ func (b *Backend) attempt(ctx context.Context, dst netip.AddrPort, p *dialPlan) 
 	}
 	tfo := false
 	d := net.Dialer{
+		KeepAliveConfig: gateway.KeepAlive,
 		ControlContext: func(ctx context.Context, network, address string, c syscall.RawConn) error {
 			if err := recheck(dst, address, p.policy); err != nil {
 				return err
