@@ -335,7 +335,7 @@ func (l *Listeners) serveConn(ctx context.Context, tl *tcpListener, c net.Conn) 
 		// frontends sharing the port; the deadline is set once, here, and
 		// not restarted after the peek.
 		var anyH *handler
-		for _, x := range t.byFirst {
+		for _, x := range &t.byFirst {
 			if x != nil {
 				anyH = x
 				break
