@@ -295,6 +295,11 @@ func (a *association) mapTo(ch channel, peer netip.AddrPort, local netip.Addr, e
 	}
 	a.udpPeer, a.udpLocal, a.udpEP, a.dtls = peer, local, ep, dc
 	a.mapped.v.Store(uint32(ch))
+	if ch != chanTCP {
+		// Wake the control loop so it trades the first-datagram deadline
+		// for the idle one.
+		a.cn.c.SetReadDeadline(time.Now())
+	}
 	return true
 }
 
