@@ -39,3 +39,21 @@ type Frontend interface {
 	// is closed.
 	ServePacket(ctx context.Context, pc net.PacketConn, ep Endpoint) error
 }
+
+// KickOnDone runs kick (typically a read deadline in the past, to unblock a
+// read loop) once ctx is done. The returned function cancels it and, if kick
+// has started, waits for it to finish: a packet loop that returns must not
+// have its kick land later on a socket the next loop now reads (the gateway
+// hands the same socket to the new frontend on a reload).
+func KickOnDone(ctx context.Context, kick func()) (stop func()) {
+	done := make(chan struct{})
+	cancel := context.AfterFunc(ctx, func() {
+		defer close(done)
+		kick()
+	})
+	return func() {
+		if !cancel() {
+			<-done
+		}
+	}
+}

@@ -110,6 +110,30 @@ func (t *Tracker) AcquireUser(ctx context.Context, l *Limits, user string) (cont
 	}), nil
 }
 
+// Watch registers a long-lived resource of user (a TURN allocation) for
+// revocation without counting it against the session limits: the returned
+// context is cancelled with ErrRevoked when the user is revoked. Call the
+// returned function when the resource ends.
+func (t *Tracker) Watch(ctx context.Context, user string) (context.Context, func()) {
+	cctx, cancel := context.WithCancelCause(ctx)
+	e := &sessionEntry{cancel: cancel}
+	t.mu.Lock()
+	if t.sessions[user] == nil {
+		t.sessions[user] = map[*sessionEntry]struct{}{}
+	}
+	t.sessions[user][e] = struct{}{}
+	t.mu.Unlock()
+	return cctx, onceFunc(func() {
+		t.mu.Lock()
+		delete(t.sessions[user], e)
+		if len(t.sessions[user]) == 0 {
+			delete(t.sessions, user)
+		}
+		t.mu.Unlock()
+		cancel(nil)
+	})
+}
+
 // ErrRevoked is the cancellation cause of sessions whose user was removed.
 var ErrRevoked = NewError(ReasonAuthFailed, "reload", nil)
 

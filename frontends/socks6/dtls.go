@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/pion/dtls/v2"
+	"github.com/sixgate/sixgate/gateway"
 	s6 "github.com/sixgate/sixgate/translate/socks6"
 )
 
@@ -27,7 +28,7 @@ func (f *Frontend) serveDTLS(ctx context.Context, pc *net.UDPConn) error {
 		MTU:                  1400,
 	}
 	mux := &dtlsMux{ep: newUDPEndpoint(pc), peers: map[netip.AddrPort]*dtlsPeer{}}
-	stop := context.AfterFunc(ctx, func() { pc.SetReadDeadline(time.Unix(1, 0)) })
+	stop := gateway.KickOnDone(ctx, func() { pc.SetReadDeadline(time.Unix(1, 0)) })
 	defer stop()
 	defer mux.closeAll()
 	buf := make([]byte, 65536)

@@ -457,7 +457,7 @@ func (f *Frontend) ServePacket(ctx context.Context, pc net.PacketConn, ep gatewa
 		return f.serveDTLS(ctx, uc)
 	}
 	e := newUDPEndpoint(uc)
-	stop := context.AfterFunc(ctx, func() { uc.SetReadDeadline(time.Unix(1, 0)) })
+	stop := gateway.KickOnDone(ctx, func() { uc.SetReadDeadline(time.Unix(1, 0)) })
 	defer stop()
 	buf := make([]byte, s6.MaxUDPMessageLen+1)
 	oob := make([]byte, 256)

@@ -46,17 +46,19 @@ type binding struct {
 // allocation is one TURN allocation: a 5-tuple's relays, permissions and
 // channels.
 type allocation struct {
-	f      *Frontend // the instance that made it: settings, runtime, metrics
-	rt     *gateway.Runtime
-	tuple  fiveTuple
-	sink   sink
-	user   string
-	key    []byte
-	route  *gateway.Route
-	df     bool
-	start  time.Time
-	hold   func()
-	relays []*relay
+	f  *Frontend // the instance that made it: settings, runtime, metrics
+	rt *gateway.Runtime
+	// unwatch ends the allocation's registration for revocation.
+	unwatch func()
+	tuple   fiveTuple
+	sink    sink
+	user    string
+	key     []byte
+	route   *gateway.Route
+	df      bool
+	start   time.Time
+	hold    func()
+	relays  []*relay
 	// tcp is the relay of an RFC 6062 TCP allocation (relays is then
 	// empty).
 	tcp *tcpRelay
@@ -211,6 +213,9 @@ func (a *allocation) close(cause error) {
 			Route: a.route, Bytes: gateway.RelayStats{Up: a.up.Load(), Down: a.down.Load()}, Start: a.start, Err: cause,
 		})
 		a.hold()
+		if a.unwatch != nil {
+			a.unwatch()
+		}
 	})
 }
 

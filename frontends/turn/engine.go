@@ -384,8 +384,16 @@ func (j *allocJob) run() {
 		default:
 		}
 	}
+	// A user removed by a reload loses the allocation.
+	wctx, unwatch := f.rt.Tracker.Watch(context.Background(), j.user)
+	a.unwatch = unwatch
 	f.st.install(j.tuple, a)
 	installed = true
+	context.AfterFunc(wctx, func() {
+		if errors.Is(context.Cause(wctx), gateway.ErrRevoked) {
+			a.close(gateway.ErrRevoked)
+		}
+	})
 	for _, r := range a.relays {
 		a.wg.Add(1)
 		go a.readLoop(r)

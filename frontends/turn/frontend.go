@@ -219,7 +219,7 @@ func (f *Frontend) ServePacket(ctx context.Context, pc net.PacketConn, ep gatewa
 		f.janitor(ctx)
 	}()
 	defer wg.Wait()
-	stop := context.AfterFunc(ctx, func() { uc.SetReadDeadline(time.Unix(1, 0)) })
+	stop := gateway.KickOnDone(ctx, func() { uc.SetReadDeadline(time.Unix(1, 0)) })
 	defer stop()
 	buf := make([]byte, 1<<16)
 	oob := make([]byte, 256)
