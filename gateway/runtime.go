@@ -408,7 +408,7 @@ func (rt *Runtime) AccessLog(r AccessRecord) {
 // session's limits: the stream idle timeout, the user's bandwidth limiters,
 // and byte metrics under the frontend's name. Both connections are closed
 // when it returns.
-func (rt *Runtime) RelayStream(ctx context.Context, p Principal, l *Limits, client, remote net.Conn) (RelayStats, error) {
+func (rt *Runtime) RelayStream(ctx context.Context, p *Principal, l *Limits, client, remote net.Conn) (RelayStats, error) {
 	up, down := rt.Tracker.Limiters(l, p.User)
 	o := RelayOptions{IdleTimeout: l.StreamIdleTimeout, UpLimit: up, DownLimit: down}
 	if rt.Metrics != nil {

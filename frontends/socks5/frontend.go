@@ -222,7 +222,7 @@ func (s *session) connect(ctx context.Context, dest gateway.Addr) {
 		return
 	}
 	s.conn.SetDeadline(time.Time{})
-	stats, err := s.f.rt.RelayStream(ctx, s.p, &s.f.limits, s.conn, st.Conn)
+	stats, err := s.f.rt.RelayStream(ctx, &s.p, &s.f.limits, s.conn, st.Conn)
 	s.log(gateway.CmdConnect, dest.String(), route, stats, err)
 }
 
@@ -293,6 +293,6 @@ func (s *session) bind(ctx context.Context, want gateway.Addr) {
 		s.log(gateway.CmdBind, want.String(), route, gateway.RelayStats{}, err)
 		return
 	}
-	stats, err := s.f.rt.RelayStream(ctx, s.p, &s.f.limits, s.conn, peer.Conn)
+	stats, err := s.f.rt.RelayStream(ctx, &s.p, &s.f.limits, s.conn, peer.Conn)
 	s.log(gateway.CmdBind, peer.Peer.String(), route, stats, err)
 }

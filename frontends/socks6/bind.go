@@ -131,7 +131,7 @@ func (cn *conn) acceptFrom(ctx context.Context, b gateway.Binding, route *gatewa
 			return
 		}
 	}
-	stats, err := f.rt.RelayStream(ctx, cn.p, &f.limits, cn.c, peer.Conn)
+	stats, err := f.rt.RelayStream(ctx, &cn.p, &f.limits, cn.c, peer.Conn)
 	cn.log(gateway.CmdBind, route, stats, err)
 }
 

@@ -67,7 +67,7 @@ func (cn *conn) connect(ctx context.Context) {
 	cn.c.SetDeadline(time.Time{})
 	// False-start data the client sent after the Request is still in the
 	// socket: the relay carries it after the initial data.
-	stats, err := f.rt.RelayStream(ctx, cn.p, &f.limits, cn.c, st.Conn)
+	stats, err := f.rt.RelayStream(ctx, &cn.p, &f.limits, cn.c, st.Conn)
 	stats.Up += int64(len(cn.initial))
 	cn.log(gateway.CmdConnect, route, stats, err)
 }

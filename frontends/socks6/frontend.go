@@ -162,7 +162,8 @@ func (cn *conn) serve(ctx context.Context) {
 	f := cn.f
 	// No preallocated buffer: the codec grows it as bytes arrive, so a
 	// client that announces a large Request and sends little costs little.
-	req, err := s6.ReadRequest(cn.c, nil, f.dialect)
+	var err error
+	cn.req, err = s6.ReadRequest(cn.c, nil, f.dialect)
 	if err != nil {
 		if errors.Is(err, s6.ErrVersion) {
 			cn.c.Write(s6.AppendVersionMismatch(nil))
@@ -172,7 +173,7 @@ func (cn *conn) serve(ctx context.Context) {
 		cn.handshakeError("request", err)
 		return
 	}
-	cn.req = req
+	req := &cn.req
 	if n := req.InitialDataLen(); n > 0 {
 		cn.initial = make([]byte, n)
 		if _, err := io.ReadFull(cn.c, cn.initial); err != nil {

@@ -640,7 +640,8 @@ func (f *Frontend) relayData(ctx context.Context, c *tcpConn, client net.Conn, e
 	}
 	if err == nil {
 		var rs gateway.RelayStats
-		rs, err = f.rt.RelayStream(ctx, c.a.principal(), &f.limits, client, peer)
+		p := c.a.principal()
+		rs, err = f.rt.RelayStream(ctx, &p, &f.limits, client, peer)
 		stats.Up += rs.Up
 		stats.Down += rs.Down
 	}
