@@ -382,12 +382,16 @@ func (l *Listeners) serveConn(ctx context.Context, tl *tcpListener, c net.Conn) 
 	}
 	l.sessions.add(c)
 	done := h.rt.Hold()
-	defer func() {
+	// The clean-up runs when the handler returns, or when the relay it
+	// detached ends (see Tail).
+	ctx, tail := WithTail(ctx)
+	tail.Defer(func() {
 		c.Close()
 		l.sessions.remove(c)
 		release()
 		done()
-	}()
+	})
+	defer tail.Finish()
 	h.fe.ServeConn(ctx, conn, h.ep)
 }
 

@@ -57,48 +57,87 @@ const maxChunk = 1 << 20
 // neither. Relay closes both connections before it returns.
 func Relay(ctx context.Context, client, remote net.Conn, o RelayOptions) (RelayStats, error) {
 	var (
-		st       RelayStats
-		last     atomic.Int64
-		once     sync.Once
-		firstErr error
-		mu       sync.Mutex
+		st   RelayStats
+		err  error
+		done = make(chan struct{})
 	)
-	last.Store(time.Now().UnixNano())
-	closeBoth := func() {
-		once.Do(func() {
-			client.Close()
-			remote.Close()
-		})
+	RelayThen(ctx, client, remote, o, func(s RelayStats, e error) {
+		st, err = s, e
+		close(done)
+	})
+	<-done
+	return st, err
+}
+
+// RelayThen is Relay without a waiting caller: it returns at once and calls
+// then, in one of the relay's goroutines, when the relay has ended and both
+// connections are closed.
+func RelayThen(ctx context.Context, client, remote net.Conn, o RelayOptions, then func(RelayStats, error)) {
+	r := &relay{client: client, remote: remote, then: then, o: o}
+	r.last.Store(time.Now().UnixNano())
+	r.pipes[Up] = newPipe(client, remote, Up, &r.o, &r.last, &r.st.Up, o.UpLimit)
+	r.pipes[Down] = newPipe(remote, client, Down, &r.o, &r.last, &r.st.Down, o.DownLimit)
+	r.running.Store(2)
+	r.ctx = ctx
+	r.stop = context.AfterFunc(ctx, r.closeBoth)
+	// Both directions run in fresh goroutines: the copy path's frames stay
+	// off the caller's stack, and a direction idle for parkAfter gives its
+	// goroutine up (see park).
+	now := time.Now()
+	for _, p := range r.pipes {
+		p.ctx, p.r = ctx, r
+		p.arm(now)
+		go p.serve()
 	}
-	stop := context.AfterFunc(ctx, closeBoth)
-	defer stop()
-	fail := func(err error) {
-		mu.Lock()
-		if firstErr == nil {
-			firstErr = err
+}
+
+// relay is the state two pipes share.
+type relay struct {
+	client, remote net.Conn
+	o              RelayOptions
+	pipes          [2]*pipe
+	st             RelayStats
+	last           atomic.Int64
+	running        atomic.Int32
+	once           sync.Once
+	mu             sync.Mutex
+	firstErr       error
+	ctx            context.Context
+	stop           func() bool
+	then           func(RelayStats, error)
+}
+
+// closeBoth closes both connections once; a parked direction has no
+// goroutine to notice its socket closing, so it is woken.
+func (r *relay) closeBoth() {
+	r.once.Do(func() {
+		r.client.Close()
+		r.remote.Close()
+		unpark(r.pipes[Up])
+		unpark(r.pipes[Down])
+	})
+}
+
+// pipeDone records how a direction ended; the last one finishes the relay.
+func (r *relay) pipeDone(err error) {
+	if err != nil {
+		r.mu.Lock()
+		if r.firstErr == nil {
+			r.firstErr = err
 		}
-		mu.Unlock()
-		closeBoth()
+		r.mu.Unlock()
+		r.closeBoth()
 	}
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		p := newPipe(client, remote, Up, &o, &last, &st.Up, o.UpLimit)
-		if err := p.run(ctx); err != nil {
-			fail(err)
-		}
-	}()
-	p := newPipe(remote, client, Down, &o, &last, &st.Down, o.DownLimit)
-	if err := p.run(ctx); err != nil {
-		fail(err)
+	if r.running.Add(-1) > 0 {
+		return
 	}
-	wg.Wait()
-	closeBoth()
-	if firstErr == nil && ctx.Err() != nil {
-		firstErr = ctx.Err()
+	r.stop()
+	r.closeBoth()
+	err = r.firstErr
+	if err == nil && r.ctx.Err() != nil {
+		err = r.ctx.Err()
 	}
-	return RelayStats{Up: atomic.LoadInt64(&st.Up), Down: atomic.LoadInt64(&st.Down)}, firstErr
+	r.then(RelayStats{Up: atomic.LoadInt64(&r.st.Up), Down: atomic.LoadInt64(&r.st.Down)}, err)
 }
 
 type pipe struct {
@@ -115,6 +154,15 @@ type pipe struct {
 	// pipe switches to splice.
 	rc     syscall.RawConn
 	splice bool
+
+	ctx context.Context
+	r   *relay
+	// active is when this direction last moved bytes; the read deadline on
+	// src is armed for the earlier of the idle timeout and parking.
+	active time.Time
+	// parking state, guarded by the park set's lock
+	tok   uint64
+	timer *time.Timer
 }
 
 // spliceBelow is the chunk size under which a splicing pipe goes back to
@@ -129,15 +177,80 @@ func newPipe(src, dst net.Conn, dir Direction, o *RelayOptions, last *atomic.Int
 	return p
 }
 
-// run copies src to dst until EOF (then half-closes dst) or an error.
+// serve runs the direction in the calling goroutine until it ends (then
+// calls done) or parks (then a later readiness event, the relay's teardown
+// or the idle timer runs serve again in a new goroutine).
+func (p *pipe) serve() {
+	err := p.run(p.ctx)
+	if err == errParked {
+		return
+	}
+	p.r.pipeDone(err)
+}
+
+// resume runs a parked direction again: the socket leaves the park set and
+// the read deadline, expired or not, is armed afresh.
+func (p *pipe) resume() {
+	unregister(p)
+	p.arm(time.Now())
+	p.serve()
+}
+
+// parkAfter is how long a direction of a relay between TCP sockets moves
+// nothing before it parks: its goroutine ends and the socket waits in the
+// park set, so an idle session costs no goroutine stack. Changed in
+// tests through parkAfterTest.
+const parkAfter = time.Second
+
+// parkAfterTest, when not zero, replaces parkAfter (tests; negative
+// disables parking).
+var parkAfterTest atomic.Int64
+
+func parkDelay() time.Duration {
+	if d := parkAfterTest.Load(); d != 0 {
+		return time.Duration(d)
+	}
+	return parkAfter
+}
+
+// errParked is run's result when the direction parked.
+var errParked = errors.New("parked")
+
+// deadlineFor is the read deadline for a direction last active at t: the
+// earlier of the idle timeout (measured from the last byte either way) and
+// parking (from this direction's last byte); zero when neither applies.
+func (p *pipe) deadlineFor(now time.Time) time.Time {
+	var d time.Time
+	if p.o.IdleTimeout > 0 {
+		d = time.Unix(0, p.last.Load()).Add(p.o.IdleTimeout)
+	}
+	if parkAfter := parkDelay(); p.rc != nil && parkAfter > 0 {
+		if pd := p.active.Add(parkAfter); d.IsZero() || pd.Before(d) {
+			d = pd
+		}
+	}
+	return d
+}
+
+// arm sets src's read deadline for a direction (re)starting at now.
+func (p *pipe) arm(now time.Time) {
+	p.active = now
+	if d := p.deadlineFor(now); !d.IsZero() {
+		p.src.SetReadDeadline(d)
+	}
+}
+
+// run copies src to dst until EOF (then half-closes dst) or an error, or
+// until it parks (errParked). The read deadline is not moved per chunk: when
+// it expires, run works out whether the session is idle, whether this
+// direction should park, or when to look again.
 func (p *pipe) run(ctx context.Context) error {
 	for {
-		if p.o.IdleTimeout > 0 {
-			p.src.SetReadDeadline(time.Now().Add(p.o.IdleTimeout))
-		}
 		n, err := p.step()
 		if n > 0 {
-			p.last.Store(time.Now().UnixNano())
+			now := time.Now()
+			p.active = now
+			p.last.Store(now.UnixNano())
 			atomic.AddInt64(p.count, n)
 			if p.o.OnBytes != nil {
 				p.o.OnBytes(p.dir, int(n))
@@ -154,12 +267,20 @@ func (p *pipe) run(ctx context.Context) error {
 		case errors.Is(err, io.EOF):
 			closeWrite(p.dst)
 			return nil
-		case errors.Is(err, os.ErrDeadlineExceeded) && p.o.IdleTimeout > 0:
-			idle := time.Since(time.Unix(0, p.last.Load()))
-			if idle < p.o.IdleTimeout {
-				continue // the other direction was active
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			now := time.Now()
+			if p.o.IdleTimeout > 0 && now.Sub(time.Unix(0, p.last.Load())) >= p.o.IdleTimeout {
+				return ErrIdle
 			}
-			return ErrIdle
+			if parkAfter := parkDelay(); p.rc != nil && parkAfter > 0 && now.Sub(p.active) >= parkAfter && park(p, now) {
+				return errParked
+			}
+			if !p.deadlineFor(now).After(now) {
+				p.active = now // could not park: look again in parkAfter
+			}
+			d := p.deadlineFor(now)
+			p.src.SetReadDeadline(d)
+			continue
 		default:
 			return err
 		}

@@ -5,6 +5,7 @@ package gateway
 import (
 	"net"
 	"syscall"
+	"time"
 )
 
 // waitReadable cannot wait without reading on this OS: the relay falls back
@@ -15,3 +16,8 @@ func waitReadable(net.Conn) (int, error) { return -1, nil }
 const canReadReady = false
 
 func readReady(syscall.RawConn, int) (int, *[]byte, error) { return 0, nil, syscall.ENOTSUP }
+
+// park is not available on this OS: directions keep their goroutines.
+func park(*pipe, time.Time) bool { return false }
+func unpark(*pipe)               {}
+func unregister(*pipe)           {}

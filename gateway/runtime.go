@@ -409,6 +409,29 @@ func (rt *Runtime) AccessLog(r AccessRecord) {
 // and byte metrics under the frontend's name. Both connections are closed
 // when it returns.
 func (rt *Runtime) RelayStream(ctx context.Context, p *Principal, l *Limits, client, remote net.Conn) (RelayStats, error) {
+	return Relay(ctx, UnwrapConn(client), UnwrapConn(remote), rt.relayOptions(p, l))
+}
+
+// RelayStreamThen is RelayStream for the last step of a connection's
+// handler. When ctx carries the connection's Tail it returns at once: the
+// relay goes on without a waiting goroutine and, when it ends, calls then
+// and runs the Tail. The caller must return without touching the
+// connections and leave its clean-up to the Tail. Without a Tail it relays
+// in the caller and calls then before returning.
+func (rt *Runtime) RelayStreamThen(ctx context.Context, p *Principal, l *Limits, client, remote net.Conn, then func(RelayStats, error)) {
+	t := TailOf(ctx)
+	if t == nil {
+		then(rt.RelayStream(ctx, p, l, client, remote))
+		return
+	}
+	t.detach()
+	RelayThen(ctx, UnwrapConn(client), UnwrapConn(remote), rt.relayOptions(p, l), func(st RelayStats, err error) {
+		then(st, err)
+		t.run()
+	})
+}
+
+func (rt *Runtime) relayOptions(p *Principal, l *Limits) RelayOptions {
 	up, down := rt.Tracker.Limiters(l, p.User)
 	o := RelayOptions{IdleTimeout: l.StreamIdleTimeout, UpLimit: up, DownLimit: down}
 	if rt.Metrics != nil {
@@ -422,7 +445,7 @@ func (rt *Runtime) RelayStream(ctx context.Context, p *Principal, l *Limits, cli
 			}
 		}
 	}
-	return Relay(ctx, UnwrapConn(client), UnwrapConn(remote), o)
+	return o
 }
 
 // HandshakeFailed counts a failed handshake under a short reason label.

@@ -30,6 +30,7 @@ func cmdIdle(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	target := fs.String("target", "", "TCP echo address (default: a built-in echo on 127.0.0.1)")
 	utarget := fs.String("udp-target", "", "UDP echo address (default: a built-in echo on 127.0.0.1)")
 	admin := fs.String("admin", "", "the server's admin listener host:port, for go_goroutines and the Go heap and stacks (Go servers)")
+	forceGC := fs.Bool("gc", false, "before each reading, run two garbage collections in the server through its admin listener's pprof endpoint (-admin; the runtime would run one within 2 minutes anyway, shrinking idle goroutine stacks)")
 	churn := fs.Int("churn", 0, "open and close the sessions this many times before the measured round, so freed memory is reused (and touched) as in a long-running server")
 	if err := c.parse(fs, args); err != nil {
 		return err
@@ -75,6 +76,13 @@ func cmdIdle(ctx context.Context, args []string, stdout, stderr io.Writer) error
 				return r, err
 			}
 			r.mem = m
+		}
+		if *admin != "" && *forceGC {
+			for range 2 {
+				if err := runGC(ctx, *admin); err != nil {
+					return r, err
+				}
+			}
 		}
 		if *admin != "" {
 			g, err := scrapeGauge(ctx, *admin, "go_goroutines")
@@ -261,6 +269,27 @@ func idleConn(ctx context.Context, d dialer, c *common, dst netip.AddrPort) (net
 	}
 	conn.SetReadDeadline(time.Time{})
 	return conn, nil
+}
+
+// runGC makes a Go server collect garbage: its pprof heap profile with
+// gc=1 runs a collection first.
+func runGC(ctx context.Context, admin string) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+admin+"/debug/pprof/heap?gc=1", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	io.Copy(io.Discard, resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: /debug/pprof/heap: %s (is pprof on?)", admin, resp.Status)
+	}
+	return nil
 }
 
 // scrapeGauge reads one unlabelled metric from a Prometheus /metrics page.

@@ -87,8 +87,14 @@ func (f *Frontend) ServeConn(ctx context.Context, conn net.Conn, ep gateway.Endp
 		s.client = ap
 	}
 	s.p = gateway.Principal{Frontend: f.name, Protocol: Protocol, Client: s.client}
+	// Clean-up goes to the connection's Tail: a CONNECT's relay outlives
+	// this goroutine (see gateway.Tail).
+	ctx, tail, own := gateway.EnsureTail(ctx)
+	if own {
+		defer tail.Finish()
+	}
 	f.rt.SessionActive(f.name, Protocol, 1)
-	defer f.rt.SessionActive(f.name, Protocol, -1)
+	tail.Defer(func() { f.rt.SessionActive(f.name, Protocol, -1) })
 	// The gateway set the handshake deadline at accept time.
 	if !s.authenticate() {
 		return
@@ -108,7 +114,7 @@ func (f *Frontend) ServeConn(ctx context.Context, conn net.Conn, ep gateway.Endp
 		s.log(cmdOf(req.Command), req.Dest.String(), nil, gateway.RelayStats{}, err)
 		return
 	}
-	defer release()
+	tail.Defer(release)
 	switch req.Command {
 	case s5.CmdConnect:
 		s.connect(sctx, req.Dest)
@@ -222,8 +228,9 @@ func (s *session) connect(ctx context.Context, dest gateway.Addr) {
 		return
 	}
 	s.conn.SetDeadline(time.Time{})
-	stats, err := s.f.rt.RelayStream(ctx, &s.p, &s.f.limits, s.conn, st.Conn)
-	s.log(gateway.CmdConnect, dest.String(), route, stats, err)
+	s.f.rt.RelayStreamThen(ctx, &s.p, &s.f.limits, s.conn, st.Conn, func(stats gateway.RelayStats, err error) {
+		s.log(gateway.CmdConnect, dest.String(), route, stats, err)
+	})
 }
 
 // bind opens a listening socket through the backend (RFC 1928 BIND): the

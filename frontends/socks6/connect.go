@@ -67,7 +67,8 @@ func (cn *conn) connect(ctx context.Context) {
 	cn.c.SetDeadline(time.Time{})
 	// False-start data the client sent after the Request is still in the
 	// socket: the relay carries it after the initial data.
-	stats, err := f.rt.RelayStream(ctx, &cn.p, &f.limits, cn.c, st.Conn)
-	stats.Up += int64(len(cn.initial))
-	cn.log(gateway.CmdConnect, route, stats, err)
+	f.rt.RelayStreamThen(ctx, &cn.p, &f.limits, cn.c, st.Conn, func(stats gateway.RelayStats, err error) {
+		stats.Up += int64(len(cn.initial))
+		cn.log(gateway.CmdConnect, route, stats, err)
+	})
 }

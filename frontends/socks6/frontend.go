@@ -143,8 +143,14 @@ func (f *Frontend) ServeConn(ctx context.Context, nc net.Conn, ep gateway.Endpoi
 		cn.client = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 	}
 	cn.p = gateway.Principal{Frontend: f.name, Protocol: Protocol, Client: cn.client}
+	// Clean-up goes to the connection's Tail: a CONNECT's relay outlives
+	// this goroutine (see gateway.Tail).
+	ctx, tail, own := gateway.EnsureTail(ctx)
+	if own {
+		defer tail.Finish()
+	}
 	f.rt.SessionActive(f.name, Protocol, 1)
-	defer f.rt.SessionActive(f.name, Protocol, -1)
+	tail.Defer(func() { f.rt.SessionActive(f.name, Protocol, -1) })
 	// The gateway set the handshake deadline at accept time.
 	if f.tls != nil {
 		tc := tls.Server(nc, f.tls)
@@ -185,8 +191,9 @@ func (cn *conn) serve(ctx context.Context) {
 	if !ok {
 		return
 	}
+	tail := gateway.TailOf(ctx)
 	if cn.sess != nil {
-		defer cn.sess.hold(f.rt.Clock.Now())()
+		tail.Defer(cn.sess.hold(f.rt.Clock.Now()))
 	}
 	sctx, release, err := f.rt.Tracker.AcquireUser(ctx, &f.limits, cn.p.User)
 	if err != nil {
@@ -196,7 +203,7 @@ func (cn *conn) serve(ctx context.Context) {
 		cn.log(cn.command(), nil, gateway.RelayStats{}, err)
 		return
 	}
-	defer release()
+	tail.Defer(release)
 	if req.Command == s6.CmdConnect && req.Options.Advertisement == nil {
 		b, err := s6.AppendAuthReply(make([]byte, 0, 96), rep, f.dialect)
 		if err != nil {
