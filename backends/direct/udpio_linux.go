@@ -105,6 +105,11 @@ func (a *association) ReadFrom(b []byte) (gateway.Packet, error) {
 		if a.closed.Load() || errors.Is(err, net.ErrClosed) {
 			return gateway.Packet{}, closedErr("read")
 		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			// kickReader: the error queue has something.
+			a.pc.SetReadDeadline(time.Time{})
+			continue
+		}
 		// The poller refuses to wait (an error-only event): read
 		// directly, and wait a little when nothing is there.
 		got := false
@@ -143,7 +148,15 @@ func (a *association) readOnce(fd uintptr) bool {
 		case unix.EINTR:
 			continue
 		case unix.EAGAIN:
-			return a.readErrQueue(fd)
+			// Nothing queued. The error queue needs a look only when a
+			// send hinted at it (a send that consumed the socket error
+			// also kicks a waiting reader, see kickReader); otherwise an
+			// ICMP error arriving later wakes the poller and fails the
+			// next recvmsg, which sends us to the queue.
+			if s.errHint.Load() {
+				return a.readErrQueue(fd)
+			}
+			return false
 		}
 		// A pending socket error: normally an ICMP error whose details
 		// wait in the error queue. Reading it cleared it.
@@ -416,7 +429,7 @@ func (a *association) sendLocked(b []byte, dst netip.AddrPort, meta gateway.Data
 		// An ICMP error queued, or an error an earlier ICMP error left
 		// pending, which this send consumed: the reader should look at
 		// the queue.
-		s.errHint.Store(true)
+		a.kickReader()
 		retry := attempt == 0
 		switch errno {
 		case unix.ECONNREFUSED:
@@ -472,6 +485,15 @@ func (s *sockIO) sendOnce(fd uintptr) bool {
 			return true
 		}
 	}
+}
+
+// kickReader makes the reader look at the error queue: the hint, then an
+// expired read deadline to wake a reader waiting in the poller (no event
+// will: the socket error that would have failed its next recvmsg was
+// consumed by a send). ReadFrom clears the deadline and reads on.
+func (a *association) kickReader() {
+	a.io.errHint.Store(true)
+	a.pc.SetReadDeadline(aLongTimeAgo)
 }
 
 // putName writes dst as the message's destination: a sockaddr_in for an
