@@ -65,6 +65,8 @@ type Listeners struct {
 	mu  sync.Mutex
 	tcp map[string]*tcpListener
 	udp map[string]*udpSocket
+
+	workers *workers
 }
 
 // sessionSet tracks open client connections for the drain.
@@ -107,7 +109,8 @@ func (s *sessionSet) count() int {
 func newListeners(log *slog.Logger, own *OwnAddrs, tr *Tracker, m *Metrics) *Listeners {
 	return &Listeners{log: log, own: own, tracker: tr, metrics: m,
 		sessions: &sessionSet{conns: map[net.Conn]struct{}{}},
-		tcp:      map[string]*tcpListener{}, udp: map[string]*udpSocket{}}
+		tcp:      map[string]*tcpListener{}, udp: map[string]*udpSocket{},
+		workers:  newWorkers(64)}
 }
 
 // apply binds what rt's frontends need, swaps handler tables, starts packet
@@ -273,6 +276,7 @@ func (l *Listeners) closeStreams() {
 func (l *Listeners) closeAll() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	defer l.workers.stop()
 	for addr, tl := range l.tcp {
 		l.own.Remove(addrPortOf(tl.ln.Addr()))
 		tl.ln.Close()
@@ -320,7 +324,7 @@ func (l *Listeners) acceptLoop(ctx context.Context, tl *tcpListener) {
 			return
 		}
 		backoff = 0
-		go l.serveConn(ctx, tl, c)
+		l.workers.run(func() { l.serveConn(ctx, tl, c) })
 	}
 }
 
