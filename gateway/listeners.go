@@ -110,7 +110,7 @@ func newListeners(log *slog.Logger, own *OwnAddrs, tr *Tracker, m *Metrics) *Lis
 	return &Listeners{log: log, own: own, tracker: tr, metrics: m,
 		sessions: &sessionSet{conns: map[net.Conn]struct{}{}},
 		tcp:      map[string]*tcpListener{}, udp: map[string]*udpSocket{},
-		workers: newWorkers(64)}
+		workers: newWorkers(64, time.Second)}
 }
 
 // apply binds what rt's frontends need, swaps handler tables, starts packet

@@ -8,8 +8,7 @@ import (
 )
 
 func TestWorkersReuseAndStop(t *testing.T) {
-	w := newWorkers(4)
-	g0 := runtime.NumGoroutine()
+	w := newWorkers(4, time.Minute)
 	var wg sync.WaitGroup
 	// Sequential handlers run on one worker.
 	for range 100 {
@@ -23,7 +22,7 @@ func TestWorkersReuseAndStop(t *testing.T) {
 			runtime.Gosched()
 		}
 	}
-	if g := runtime.NumGoroutine() - g0; g != 1 {
+	if g := w.count(); g != 1 {
 		t.Fatalf("%d workers after 100 sequential handlers, want 1", g)
 	}
 	// A burst of 20 blocked handlers needs 20; 4 stay idle afterwards.
@@ -32,28 +31,53 @@ func TestWorkersReuseAndStop(t *testing.T) {
 		wg.Add(1)
 		w.run(func() { <-release; wg.Done() })
 	}
-	if g := runtime.NumGoroutine() - g0; g != 20 {
-		t.Fatalf("%d goroutines for 20 blocked handlers, want 20", g)
+	if g := w.count(); g != 20 {
+		t.Fatalf("%d workers for 20 blocked handlers, want 20", g)
 	}
 	close(release)
 	wg.Wait()
-	waitGoroutines(t, g0+4)
+	waitWorkers(t, w, 4)
 	w.stop()
-	waitGoroutines(t, g0)
+	waitWorkers(t, w, 0)
 	// After stop, handlers still run (each on its own goroutine).
 	wg.Add(1)
 	w.run(wg.Done)
 	wg.Wait()
-	waitGoroutines(t, g0)
+	waitWorkers(t, w, 0)
 }
 
-func waitGoroutines(t *testing.T, n int) {
+func (w *workers) count() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.live
+}
+
+func waitWorkers(t *testing.T, w *workers, n int) {
 	t.Helper()
 	deadline := time.Now().Add(2 * time.Second)
-	for runtime.NumGoroutine() != n {
+	for w.count() != n {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d goroutines, want %d", runtime.NumGoroutine(), n)
+			t.Fatalf("%d workers, want %d", w.count(), n)
 		}
 		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+func TestWorkersIdleExpiry(t *testing.T) {
+	w := newWorkers(4, 50*time.Millisecond)
+	var wg sync.WaitGroup
+	release := make(chan struct{})
+	for range 3 {
+		wg.Add(1)
+		w.run(func() { <-release; wg.Done() })
+	}
+	close(release)
+	wg.Wait()
+	waitWorkers(t, w, 0) // all three expire after 50 ms idle
+	w.mu.Lock()
+	n := len(w.idle)
+	w.mu.Unlock()
+	if n != 0 {
+		t.Fatalf("%d idle entries left", n)
 	}
 }
