@@ -108,6 +108,9 @@ func (e *transcriptEnv) serveDest(ln net.Listener) {
 			c.SetDeadline(time.Now().Add(5 * time.Second))
 			buf := make([]byte, 64)
 			n, _ := c.Read(buf)
+			if n == 0 {
+				return // closed without data: no first bytes to record
+			}
 			select {
 			case e.firstBytes <- append([]byte(nil), buf[:n]...):
 			default:

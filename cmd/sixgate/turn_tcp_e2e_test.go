@@ -408,6 +408,10 @@ func TestTURNTCPRelay(t *testing.T) {
 					t.Fatalf("connectionbind: %d", code)
 				}
 				echo64K(t, data, nil)
+				// The connection ends (and its peer may be connected
+				// again) once the relay has torn down, just after the
+				// client saw EOF.
+				waitMetric(t, g, `sixgate_sessions_total{command="connect",frontend="turn",protocol="turn",result="ok"}`, 2)
 			})
 			t.Run("connectionbind timeout", func(t *testing.T) {
 				for len(echoConns) > 0 {
