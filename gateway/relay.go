@@ -198,20 +198,26 @@ func (p *pipe) resume() {
 
 // parkAfter is how long a direction of a relay between TCP sockets moves
 // nothing before it parks: its goroutine ends and the socket waits in the
-// park set, so an idle session costs no goroutine stack. Changed in
-// tests through parkAfterTest.
-const parkAfter = time.Second
+// park set, so an idle session costs no goroutine stack. Negative disables
+// parking (tests).
+var parkAfter = tunable{def: time.Second}
 
-// parkAfterTest, when not zero, replaces parkAfter (tests; negative
-// disables parking).
-var parkAfterTest atomic.Int64
-
-func parkDelay() time.Duration {
-	if d := parkAfterTest.Load(); d != 0 {
-		return time.Duration(d)
-	}
-	return parkAfter
+// tunable is a duration with a default that tests may change while
+// goroutines read it.
+type tunable struct {
+	def time.Duration
+	v   atomic.Int64
 }
+
+func (t *tunable) get() time.Duration {
+	if v := t.v.Load(); v != 0 {
+		return time.Duration(v)
+	}
+	return t.def
+}
+
+// set changes the value; 0 restores the default.
+func (t *tunable) set(d time.Duration) { t.v.Store(int64(d)) }
 
 // errParked is run's result when the direction parked.
 var errParked = errors.New("parked")
@@ -224,8 +230,8 @@ func (p *pipe) deadlineFor(now time.Time) time.Time {
 	if p.o.IdleTimeout > 0 {
 		d = time.Unix(0, p.last.Load()).Add(p.o.IdleTimeout)
 	}
-	if parkAfter := parkDelay(); p.rc != nil && parkAfter > 0 {
-		if pd := p.active.Add(parkAfter); d.IsZero() || pd.Before(d) {
+	if pa := parkAfter.get(); p.rc != nil && pa > 0 {
+		if pd := p.active.Add(pa); d.IsZero() || pd.Before(d) {
 			d = pd
 		}
 	}
@@ -272,7 +278,7 @@ func (p *pipe) run(ctx context.Context) error {
 			if p.o.IdleTimeout > 0 && now.Sub(time.Unix(0, p.last.Load())) >= p.o.IdleTimeout {
 				return ErrIdle
 			}
-			if parkAfter := parkDelay(); p.rc != nil && parkAfter > 0 && now.Sub(p.active) >= parkAfter && park(p, now) {
+			if pa := parkAfter.get(); p.rc != nil && pa > 0 && now.Sub(p.active) >= pa && park(p, now) {
 				return errParked
 			}
 			if !p.deadlineFor(now).After(now) {

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"os"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -28,18 +27,8 @@ type parkSet struct {
 
 var parked = parkSet{byTok: make(map[uint64]*pipe), next: 1}
 
-// parkSweep is how often the park set looks for sockets closed under it;
-// parkSweepTest, when not zero, replaces it (tests).
-const parkSweep = time.Second
-
-var parkSweepTest atomic.Int64
-
-func sweepEvery() time.Duration {
-	if d := parkSweepTest.Load(); d != 0 {
-		return time.Duration(d)
-	}
-	return parkSweep
-}
+// parkSweep is how often the park set looks for sockets closed under it.
+var parkSweep = tunable{def: time.Second}
 
 // openLocked creates the epoll instance and starts the loop when the set
 // is not running: the set holds no descriptor while nothing is parked.
@@ -168,7 +157,7 @@ func (s *parkSet) loop(file *os.File) {
 			return
 		}
 		s.mu.Unlock()
-		file.SetReadDeadline(time.Now().Add(sweepEvery()))
+		file.SetReadDeadline(time.Now().Add(parkSweep.get()))
 		err := rc.Read(func(fd uintptr) bool {
 			for {
 				n, e := unix.EpollWait(int(fd), evs, 0)
@@ -196,7 +185,7 @@ func (s *parkSet) loop(file *os.File) {
 			ready[i] = nil
 		}
 		ready = ready[:0]
-		if errors.Is(err, os.ErrDeadlineExceeded) || time.Since(lastSweep) >= sweepEvery() {
+		if errors.Is(err, os.ErrDeadlineExceeded) || time.Since(lastSweep) >= parkSweep.get() {
 			s.sweep()
 			lastSweep = time.Now()
 		}

@@ -14,9 +14,9 @@ import (
 // shortPark makes relays park after 30 ms and sweep every 100 ms.
 func shortPark(t *testing.T) {
 	t.Helper()
-	parkAfterTest.Store(int64(30 * time.Millisecond))
-	parkSweepTest.Store(int64(100 * time.Millisecond))
-	t.Cleanup(func() { parkAfterTest.Store(0); parkSweepTest.Store(0) })
+	parkAfter.set(30 * time.Millisecond)
+	parkSweep.set(100 * time.Millisecond)
+	t.Cleanup(func() { parkAfter.set(0); parkSweep.set(0) })
 }
 
 func parkedCount() int {
