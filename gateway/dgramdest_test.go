@@ -161,24 +161,19 @@ func newDestRig(t testing.TB, c DestConfig) *destRig {
 	return r
 }
 
-// settle waits until no lookup is in flight.
+// settle waits until no lookup is in flight, and the datagrams that waited
+// for them have been handed to Send.
 func (r *destRig) settle(t testing.TB) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		r.d.mu.Lock()
-		busy := false
-		for _, e := range r.d.names {
-			busy = busy || e.resolving
-		}
-		r.d.mu.Unlock()
-		if !busy {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("lookups still in flight")
-		}
-		time.Sleep(time.Millisecond)
+	done := make(chan struct{})
+	go func() {
+		r.d.lookups.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("lookups still in flight")
 	}
 }
 
