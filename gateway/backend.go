@@ -178,6 +178,27 @@ type Association interface {
 	Close() error
 }
 
+// LazyReader is an Association that takes a read buffer only while a
+// datagram is there: ReadFromLazy calls get for a buffer when the socket has
+// something to read and put when it turns out empty before waiting, and
+// returns the buffer that holds the datagram (nil with an ICMP error or an
+// error once put took it back). An idle reader then holds no buffer.
+type LazyReader interface {
+	ReadFromLazy(get func() []byte, put func([]byte)) (pkt Packet, b []byte, err error)
+}
+
+// ReadLazy reads the next datagram or ICMP error from a, taking its buffer
+// from get lazily where a is a LazyReader, else before it waits. The caller
+// puts the returned buffer back when it is done with it (it may be nil).
+func ReadLazy(a Association, get func() []byte, put func([]byte)) (Packet, []byte, error) {
+	if lr, ok := a.(LazyReader); ok {
+		return lr.ReadFromLazy(get, put)
+	}
+	b := get()
+	pkt, err := a.ReadFrom(b)
+	return pkt, b, err
+}
+
 // Backend relays associations towards destinations: directly, or through an
 // upstream proxy. Every backend implements all three shapes; one that cannot
 // carry a shape returns an *Error with ReasonCommandNotSupported.

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -188,9 +189,27 @@ func (u *udpAssoc) clientToRemote() (bytes int64) {
 // SOCKS 5 UDP header. ICMP errors cannot be expressed in SOCKS 5: they are
 // counted and logged, and the association goes on.
 func (u *udpAssoc) remoteToClient() (bytes int64) {
-	buf := make([]byte, s5.MaxUDPHeaderLen+65536)
+	// The 64 KiB buffer comes from a pool only while a datagram is being
+	// read and relayed: an idle association holds none.
+	var cur *[]byte
+	get := func() []byte {
+		cur = remoteBufs.Get().(*[]byte)
+		return (*cur)[s5.MaxUDPHeaderLen:]
+	}
+	put := func([]byte) {
+		remoteBufs.Put(cur)
+		cur = nil
+	}
+	defer func() {
+		if cur != nil {
+			put(nil)
+		}
+	}()
 	for {
-		pkt, err := u.assoc.ReadFrom(buf[s5.MaxUDPHeaderLen:])
+		if cur != nil {
+			put(nil)
+		}
+		pkt, _, err := gateway.ReadLazy(u.assoc, get, put)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) || !isTransient(err) {
 				u.s.conn.Close()
@@ -208,6 +227,10 @@ func (u *udpAssoc) remoteToClient() (bytes int64) {
 			inc(u.c.unknown)
 			continue
 		}
+		if cur == nil {
+			continue // no buffer: not a datagram the backend read
+		}
+		buf := *cur
 		h := s5.UDPHeader{Addr: pkt.From}
 		start := s5.MaxUDPHeaderLen - h.Len()
 		if _, err := h.Append(buf[start:start]); err != nil {
@@ -223,6 +246,10 @@ func (u *udpAssoc) remoteToClient() (bytes int64) {
 		bytes += int64(pkt.N)
 	}
 }
+
+// remoteBufs hold one datagram from a backend with room for the SOCKS 5
+// UDP header in front.
+var remoteBufs = sync.Pool{New: func() any { b := make([]byte, s5.MaxUDPHeaderLen+65536); return &b }}
 
 // isTransient reports errors a UDP socket survives (ICMP-induced
 // ECONNREFUSED and friends, buffer pressure).

@@ -140,6 +140,10 @@ func (f *Frontend) dropped(reason string) {
 	}
 }
 
+// remoteBufs hold one datagram from a backend with room for the UDP message
+// header in front.
+var remoteBufs = sync.Pool{New: func() any { b := make([]byte, headRoom+s6.MaxUDPMessageLen); return &b }}
+
 var msgPool = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
 
 // udpAssociate serves UDP ASSOCIATE (§8): Operation Reply with the
@@ -323,10 +327,28 @@ func (a *association) fromClient(m *s6.UDPMessage) int64 {
 // fromRemote relays datagrams and ICMP errors from the backend to the
 // client's mapped channel.
 func (a *association) fromRemote() (down int64) {
-	buf := make([]byte, headRoom+s6.MaxUDPMessageLen)
+	// The 64 KiB buffer comes from a pool only while a datagram is being
+	// read and relayed: an idle association holds none.
+	var cur *[]byte
+	get := func() []byte {
+		cur = remoteBufs.Get().(*[]byte)
+		return (*cur)[headRoom:]
+	}
+	put := func([]byte) {
+		remoteBufs.Put(cur)
+		cur = nil
+	}
+	defer func() {
+		if cur != nil {
+			put(nil)
+		}
+	}()
 	var ebuf [64]byte
 	for {
-		pkt, err := a.assoc.ReadFrom(buf[headRoom:])
+		if cur != nil {
+			put(nil)
+		}
+		pkt, _, err := gateway.ReadLazy(a.assoc, get, put)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				a.close()
@@ -355,6 +377,10 @@ func (a *association) fromRemote() (down int64) {
 			}
 			continue
 		}
+		if cur == nil {
+			continue // no buffer: not a datagram the backend read
+		}
+		buf := *cur
 		hl, err := s6.DatagramHeaderLen(pkt.From)
 		if err != nil {
 			continue

@@ -247,9 +247,27 @@ const maxUDPPayload = 65507
 // the payload, so nothing is allocated per datagram.
 func (a *allocation) readLoop(r *relay) {
 	defer a.wg.Done()
-	rb := newRelayBuf()
+	// The relay buffer comes from a pool only while a datagram is being
+	// read and relayed: an idle allocation holds none.
+	var rb *relayBuf
+	get := func() []byte {
+		rb = relayBufs.Get().(*relayBuf)
+		return rb.payload()
+	}
+	put := func([]byte) {
+		relayBufs.Put(rb)
+		rb = nil
+	}
+	defer func() {
+		if rb != nil {
+			put(nil)
+		}
+	}()
 	for {
-		pkt, err := r.assoc.ReadFrom(rb.payload())
+		if rb != nil {
+			put(nil)
+		}
+		pkt, _, err := gateway.ReadLazy(r.assoc, get, put)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) || r.closed.Load() {
 				return
@@ -260,6 +278,9 @@ func (a *allocation) readLoop(r *relay) {
 			default:
 				continue
 			}
+		}
+		if rb == nil {
+			get()
 		}
 		if pkt.Kind == gateway.PacketICMP {
 			a.relayICMP(pkt.ICMP, rb.rng)
