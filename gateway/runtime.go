@@ -271,55 +271,56 @@ func (rt *Runtime) Connect(ctx context.Context, req *StreamRequest) (*Stream, *R
 
 // Bind routes a BIND request and opens the listening socket.
 func (rt *Runtime) Bind(ctx context.Context, req *BindRequest) (Binding, *Route, error) {
-	m := Match{Command: CmdBind, User: req.Principal.User, Frontend: req.Principal.Frontend}
-	route, pol, err := rt.Router.Association(m)
+	b, release, route, err := openCounted(rt, CmdBind, &req.Principal, &req.Policy, "bind", func(be Backend) (Binding, error) {
+		return be.Listen(ctx, req)
+	})
 	if err != nil {
 		return nil, route, err
 	}
-	release, err := rt.Tracker.AcquireAssoc(rt.LimitsFor(req.Principal.Frontend), req.Principal.User, false)
-	if err != nil {
-		rt.limitHit(req.Principal.Frontend, err)
-		return nil, route, err
-	}
-	req.Policy = pol
-	start := time.Now()
-	b, err := route.Backend.Listen(ctx, req)
-	rt.observeDial(route.BackendName, start, err)
-	if err != nil {
-		release()
-		return nil, route, err
-	}
-	rt.gauge(req.Principal.Frontend, "bind", 1)
-	return &trackedBinding{Binding: b, release: onceFunc(func() { release(); rt.gauge(req.Principal.Frontend, "bind", -1) })}, route, nil
+	return &trackedBinding{Binding: b, release: release}, route, nil
 }
 
 // Associate routes a datagram association (cmd is CmdUDP or
 // CmdTURNAllocate) and opens it.
 func (rt *Runtime) Associate(ctx context.Context, cmd Command, req *AssocRequest) (Association, *Route, error) {
-	m := Match{Command: cmd, User: req.Principal.User, Frontend: req.Principal.Frontend}
-	route, pol, err := rt.Router.Association(m)
-	if err != nil {
-		return nil, route, err
-	}
-	release, err := rt.Tracker.AcquireAssoc(rt.LimitsFor(req.Principal.Frontend), req.Principal.User, cmd == CmdTURNAllocate)
-	if err != nil {
-		rt.limitHit(req.Principal.Frontend, err)
-		return nil, route, err
-	}
-	req.Policy = pol
-	start := time.Now()
-	a, err := route.Backend.Associate(ctx, req)
-	rt.observeDial(route.BackendName, start, err)
-	if err != nil {
-		release()
-		return nil, route, err
-	}
 	kind := "udp"
 	if cmd == CmdTURNAllocate {
 		kind = "turn"
 	}
-	rt.gauge(req.Principal.Frontend, kind, 1)
-	return &trackedAssoc{Association: a, release: onceFunc(func() { release(); rt.gauge(req.Principal.Frontend, kind, -1) })}, route, nil
+	a, release, route, err := openCounted(rt, cmd, &req.Principal, &req.Policy, kind, func(be Backend) (Association, error) {
+		return be.Associate(ctx, req)
+	})
+	if err != nil {
+		return nil, route, err
+	}
+	return &trackedAssoc{Association: a, release: release}, route, nil
+}
+
+// openCounted routes a BIND or an association, takes a slot from the
+// tracker's association limits (TURN allocations count separately), sets
+// the route's policy, opens it through the backend and counts it in the
+// active gauge under kind. release gives the slot back and moves the gauge,
+// once.
+func openCounted[T any](rt *Runtime, cmd Command, p *Principal, pol *Policy, kind string, open func(Backend) (T, error)) (v T, release func(), route *Route, err error) {
+	route, *pol, err = rt.Router.Association(Match{Command: cmd, User: p.User, Frontend: p.Frontend})
+	if err != nil {
+		return v, nil, route, err
+	}
+	free, err := rt.Tracker.AcquireAssoc(rt.LimitsFor(p.Frontend), p.User, cmd == CmdTURNAllocate)
+	if err != nil {
+		rt.limitHit(p.Frontend, err)
+		return v, nil, route, err
+	}
+	start := time.Now()
+	v, err = open(route.Backend)
+	rt.observeDial(route.BackendName, start, err)
+	if err != nil {
+		free()
+		return v, nil, route, err
+	}
+	frontend := p.Frontend
+	rt.gauge(frontend, kind, 1)
+	return v, onceFunc(func() { free(); rt.gauge(frontend, kind, -1) }), route, nil
 }
 
 func (rt *Runtime) gauge(frontend, kind string, d float64) {
