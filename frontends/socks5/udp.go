@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -191,24 +190,11 @@ func (u *udpAssoc) clientToRemote() (bytes int64) {
 func (u *udpAssoc) remoteToClient() (bytes int64) {
 	// The 64 KiB buffer comes from a pool only while a datagram is being
 	// read and relayed: an idle association holds none.
-	var cur *[]byte
-	get := func() []byte {
-		cur = remoteBufs.Get().(*[]byte)
-		return (*cur)[s5.MaxUDPHeaderLen:]
-	}
-	put := func([]byte) {
-		remoteBufs.Put(cur)
-		cur = nil
-	}
-	defer func() {
-		if cur != nil {
-			put(nil)
-		}
-	}()
+	lend := remoteBufs.Lender()
+	defer lend.Put(nil)
+	get, put := lend.Get, lend.Put // bound once: no allocation per read
 	for {
-		if cur != nil {
-			put(nil)
-		}
+		lend.Put(nil)
 		pkt, _, err := gateway.ReadLazy(u.assoc, get, put)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) || !isTransient(err) {
@@ -227,10 +213,10 @@ func (u *udpAssoc) remoteToClient() (bytes int64) {
 			inc(u.c.unknown)
 			continue
 		}
-		if cur == nil {
+		buf := lend.Buf()
+		if buf == nil {
 			continue // no buffer: not a datagram the backend read
 		}
-		buf := *cur
 		h := s5.UDPHeader{Addr: pkt.From}
 		start := s5.MaxUDPHeaderLen - h.Len()
 		if _, err := h.Append(buf[start:start]); err != nil {
@@ -249,7 +235,7 @@ func (u *udpAssoc) remoteToClient() (bytes int64) {
 
 // remoteBufs hold one datagram from a backend with room for the SOCKS 5
 // UDP header in front.
-var remoteBufs = sync.Pool{New: func() any { b := make([]byte, s5.MaxUDPHeaderLen+65536); return &b }}
+var remoteBufs = gateway.NewBufPool(s5.MaxUDPHeaderLen, 65536)
 
 // isTransient reports errors a UDP socket survives (ICMP-induced
 // ECONNREFUSED and friends, buffer pressure).

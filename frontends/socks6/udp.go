@@ -142,7 +142,7 @@ func (f *Frontend) dropped(reason string) {
 
 // remoteBufs hold one datagram from a backend with room for the UDP message
 // header in front.
-var remoteBufs = sync.Pool{New: func() any { b := make([]byte, headRoom+s6.MaxUDPMessageLen); return &b }}
+var remoteBufs = gateway.NewBufPool(headRoom, s6.MaxUDPMessageLen)
 
 var msgPool = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
 
@@ -329,25 +329,12 @@ func (a *association) fromClient(m *s6.UDPMessage) int64 {
 func (a *association) fromRemote() (down int64) {
 	// The 64 KiB buffer comes from a pool only while a datagram is being
 	// read and relayed: an idle association holds none.
-	var cur *[]byte
-	get := func() []byte {
-		cur = remoteBufs.Get().(*[]byte)
-		return (*cur)[headRoom:]
-	}
-	put := func([]byte) {
-		remoteBufs.Put(cur)
-		cur = nil
-	}
-	defer func() {
-		if cur != nil {
-			put(nil)
-		}
-	}()
+	lend := remoteBufs.Lender()
+	defer lend.Put(nil)
+	get, put := lend.Get, lend.Put // bound once: no allocation per read
 	var ebuf [64]byte
 	for {
-		if cur != nil {
-			put(nil)
-		}
+		lend.Put(nil)
 		pkt, _, err := gateway.ReadLazy(a.assoc, get, put)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
@@ -377,10 +364,10 @@ func (a *association) fromRemote() (down int64) {
 			}
 			continue
 		}
-		if cur == nil {
+		buf := lend.Buf()
+		if buf == nil {
 			continue // no buffer: not a datagram the backend read
 		}
-		buf := *cur
 		hl, err := s6.DatagramHeaderLen(pkt.From)
 		if err != nil {
 			continue

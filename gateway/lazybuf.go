@@ -1,0 +1,50 @@
+package gateway
+
+import "sync"
+
+// BufPool is a pool of datagram buffers with room for a header in front,
+// lent one at a time to a reader through a Lender (see ReadLazy).
+type BufPool struct {
+	head int
+	pool sync.Pool
+}
+
+// NewBufPool makes buffers of head+size bytes.
+func NewBufPool(head, size int) *BufPool {
+	p := &BufPool{head: head}
+	p.pool.New = func() any { b := make([]byte, head+size); return &b }
+	return p
+}
+
+// Lender lends one reader the pool's buffers: Get and Put are the get and
+// put of ReadLazy. Not for concurrent use.
+type Lender struct {
+	p   *BufPool
+	cur *[]byte
+}
+
+// Lender returns a lender of p's buffers.
+func (p *BufPool) Lender() *Lender { return &Lender{p: p} }
+
+// Get takes a buffer and returns the part after the header room.
+func (l *Lender) Get() []byte {
+	l.Put(nil)
+	l.cur = l.p.pool.Get().(*[]byte)
+	return (*l.cur)[l.p.head:]
+}
+
+// Put gives the buffer back, if one is lent.
+func (l *Lender) Put([]byte) {
+	if l.cur != nil {
+		l.p.pool.Put(l.cur)
+		l.cur = nil
+	}
+}
+
+// Buf is the whole buffer lent now (header room included), or nil.
+func (l *Lender) Buf() []byte {
+	if l.cur == nil {
+		return nil
+	}
+	return *l.cur
+}
