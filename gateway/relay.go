@@ -281,10 +281,11 @@ func (p *pipe) run(ctx context.Context) error {
 			if pa := parkAfter.get(); p.rc != nil && pa > 0 && now.Sub(p.active) >= pa && park(p, now) {
 				return errParked
 			}
-			if !p.deadlineFor(now).After(now) {
-				p.active = now // could not park: look again in parkAfter
-			}
 			d := p.deadlineFor(now)
+			if !d.After(now) {
+				p.active = now // could not park: look again in parkAfter
+				d = p.deadlineFor(now)
+			}
 			p.src.SetReadDeadline(d)
 			continue
 		default:

@@ -34,6 +34,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/sixgate/sixgate/gateway"
+	"github.com/sixgate/sixgate/gateway/gatewaytest"
 )
 
 // binPath is the sixgate binary, built once, that plays the upstream proxy.
@@ -67,27 +68,6 @@ const (
 	testUser = "alice"
 	testPass = "s3cret"
 )
-
-// freePort returns a port free on 127.0.0.1 now for both TCP and UDP.
-func freePort(t testing.TB) int {
-	t.Helper()
-	for range 20 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := ln.Addr().(*net.TCPAddr).Port
-		ln.Close()
-		pc, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", p))
-		if err != nil {
-			continue
-		}
-		pc.Close()
-		return p
-	}
-	t.Fatal("no free port")
-	return 0
-}
 
 // upstreamOpts shape the upstream sixgate's configuration.
 type upstreamOpts struct {
@@ -140,10 +120,10 @@ var adminRE = regexp.MustCompile(`msg=listening endpoint=admin addr=(\S+)`)
 
 func startUpstream(t testing.TB, o upstreamOpts) *upstream {
 	t.Helper()
-	u := &upstream{t: t, opts: o, port: freePort(t)}
+	u := &upstream{t: t, opts: o, port: gatewaytest.FreePort(t)}
 	u.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(u.port))
 	if o.dtls {
-		u.DTLSAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
+		u.DTLSAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(gatewaytest.FreePort(t)))
 	}
 	u.cfg = filepath.Join(t.TempDir(), "upstream.hcl")
 	if err := os.WriteFile(u.cfg, []byte(u.config()), 0o600); err != nil {
@@ -375,7 +355,7 @@ func serveEcho(t testing.TB, ln net.Listener) *echoServer {
 
 // closedPort returns a port on 127.0.0.1 where nothing listens.
 func closedPort(t testing.TB) uint16 {
-	return uint16(freePort(t))
+	return uint16(gatewaytest.FreePort(t))
 }
 
 func ipAddr(s string, port uint16) gateway.Addr {

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/net/ipv4"
 
 	"github.com/sixgate/sixgate/gateway"
+	"github.com/sixgate/sixgate/gateway/gatewaytest"
 	s6 "github.com/sixgate/sixgate/translate/socks6"
 )
 
@@ -98,7 +99,7 @@ func (c *sourceConn) Read(b []byte) (int, error) {
 // (ipi_spec_dst = the local address) when the client is IPv4, whatever the
 // socket's family.
 func TestFrontendWildcardRelaySource(t *testing.T) {
-	relayPort := freePort(t)
+	relayPort := gatewaytest.FreePort(t)
 	up := startUpstream(t, upstreamOpts{users: true, udpListen: fmt.Sprintf("0.0.0.0:%d", relayPort)})
 	echo := newUDPPeer(t, "127.0.0.1:0", true)
 	relay := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.2"), uint16(relayPort))
@@ -136,7 +137,7 @@ func TestFrontendWildcardRelaySource(t *testing.T) {
 // control messages other than IPV6_PKTINFO for an IPv4 destination. For an
 // IPv4 client writeTo should send IP_TTL and IP_TOS.
 func TestFrontendWildcardRelayClientTTL(t *testing.T) {
-	relayPort := freePort(t)
+	relayPort := gatewaytest.FreePort(t)
 	up := startUpstream(t, upstreamOpts{users: true, udpListen: fmt.Sprintf("0.0.0.0:%d", relayPort)})
 	echo := newUDPPeer(t, "127.0.0.1:0", true)
 	c := mustClient(t, ClientConfig{Server: up.Addr, Username: testUser, Password: testPass})
@@ -179,7 +180,7 @@ func TestFrontendWildcardRelayClientTTL(t *testing.T) {
 // address as the UDP one (IP_PKTINFO / IPV6_PKTINFO, remembered per peer).
 func TestFrontendWildcardDTLSSource(t *testing.T) {
 	cert, key := writeCert(t)
-	dtlsPort := freePort(t)
+	dtlsPort := gatewaytest.FreePort(t)
 	up := startUpstream(t, upstreamOpts{users: true, certFile: cert, keyFile: key})
 	// The harness's dtls option binds 127.0.0.1; rebind on the wildcard.
 	up.opts.dtls = false

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/sixgate/sixgate/gateway/gatewaytest"
 )
 
 // TestSubcommands runs every subcommand briefly against a sixgate built and
@@ -143,7 +145,7 @@ func TestSubcommands(t *testing.T) {
 				t.Fatalf("%s is not installed (.ci/setup installs coturn)", tool)
 			}
 		}
-		peerPort := freePort(t)
+		peerPort := gatewaytest.FreePort(t)
 		peer := exec.Command("turnutils_peer", "-L", "127.0.0.1", "-p", strconv.Itoa(peerPort))
 		if err := peer.Start(); err != nil {
 			t.Fatal(err)
@@ -214,7 +216,7 @@ func startSixgate(t *testing.T) *sixgateProc {
 		t.Fatalf("go build sixgate: %v\n%s", err, out)
 	}
 	g := &sixgateProc{}
-	addr := func() string { return fmt.Sprintf("127.0.0.1:%d", freePort(t)) }
+	addr := func() string { return fmt.Sprintf("127.0.0.1:%d", gatewaytest.FreePort(t)) }
 	g.socks6, g.socks6anon, g.socks5, g.turn, g.admin = addr(), addr(), addr(), addr(), addr()
 	cfg := filepath.Join(dir, "sixgate.hcl")
 	conf := fmt.Sprintf(`
@@ -285,25 +287,4 @@ func waitPort(t *testing.T, addr string, g *sixgateProc) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Fatalf("sixgate does not listen on %s:\n%s", addr, g.logText())
-}
-
-// freePort returns a port free for TCP and UDP on 127.0.0.1 now.
-func freePort(t *testing.T) int {
-	t.Helper()
-	for range 20 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := ln.Addr().(*net.TCPAddr).Port
-		ln.Close()
-		pc, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", p))
-		if err != nil {
-			continue
-		}
-		pc.Close()
-		return p
-	}
-	t.Fatal("no free port")
-	return 0
 }

@@ -20,16 +20,22 @@ type dialer interface {
 	dial(ctx context.Context, dst netip.AddrPort, initial []byte) (net.Conn, error)
 }
 
+// newSOCKS5Backend is the SOCKS 5 client: sixgate's own SOCKS 5 backend
+// pointed at the proxy under test.
+func newSOCKS5Backend(c *common) (*bsocks5.Backend, error) {
+	return bsocks5.New("bench", bsocks5.Config{
+		Server: c.proxy, Username: c.user, Password: c.pass,
+		DialTimeout: c.timeout.String(),
+	}, bsocks5.Options{})
+}
+
 // newDialer returns the dialer for c.proto.
 func newDialer(c *common) (dialer, error) {
 	switch c.proto {
 	case "direct":
 		return directDialer{}, nil
 	case "socks5":
-		b, err := bsocks5.New("bench", bsocks5.Config{
-			Server: c.proxy, Username: c.user, Password: c.pass,
-			DialTimeout: c.timeout.String(),
-		}, bsocks5.Options{})
+		b, err := newSOCKS5Backend(c)
 		if err != nil {
 			return nil, err
 		}
@@ -111,10 +117,7 @@ func newAssociator(c *common) (associator, error) {
 	case "direct":
 		return directAssociator{}, nil
 	case "socks5":
-		b, err := bsocks5.New("bench", bsocks5.Config{
-			Server: c.proxy, Username: c.user, Password: c.pass,
-			DialTimeout: c.timeout.String(),
-		}, bsocks5.Options{})
+		b, err := newSOCKS5Backend(c)
 		if err != nil {
 			return nil, err
 		}

@@ -20,6 +20,7 @@ import (
 
 	bsocks6 "github.com/sixgate/sixgate/backends/socks6"
 	"github.com/sixgate/sixgate/gateway"
+	"github.com/sixgate/sixgate/gateway/gatewaytest"
 	s5 "github.com/sixgate/sixgate/translate/socks5"
 	s6 "github.com/sixgate/sixgate/translate/socks6"
 	tt "github.com/sixgate/sixgate/translate/turn"
@@ -343,7 +344,7 @@ func mxS6Failure(t *testing.T, topo *mxTopo, dst string, want s6.ReplyCode) mxRe
 
 // mxClosed is a TCP port nothing listens on, picked just before it is
 // used.
-func mxClosed(t *testing.T) string { return fmt.Sprintf("127.0.0.1:%d", freePort(t)) }
+func mxClosed(t *testing.T) string { return fmt.Sprintf("127.0.0.1:%d", gatewaytest.FreePort(t)) }
 
 func mxS6Refused(t *testing.T, topo *mxTopo, tg *mxTargets) mxResult {
 	return mxS6Failure(t, topo, mxClosed(t), s6.ReplyRefused)

@@ -22,6 +22,7 @@ import (
 
 	bsocks6 "github.com/sixgate/sixgate/backends/socks6"
 	"github.com/sixgate/sixgate/gateway"
+	"github.com/sixgate/sixgate/gateway/gatewaytest"
 	s5 "github.com/sixgate/sixgate/translate/socks5"
 	s6 "github.com/sixgate/sixgate/translate/socks6"
 	tt "github.com/sixgate/sixgate/translate/turn"
@@ -216,7 +217,7 @@ func newFeatLab(t *testing.T) *featLab {
 	l.echo6 = l.farServer(t, "udp6", &l.big6)
 
 	dests := `"10.86.0.0/16", "fd86::/16"`
-	upPort := freePort(t)
+	upPort := gatewaytest.FreePort(t)
 	l.up = startGatewayCmd(t, mxUpstreamConfig(upPort, dests), l.gw.prefix())
 	l.topo = startMxTopo(t, mxBackendHCL("socks6", fmt.Sprintf("127.0.0.1:%d", upPort), ""), dests, l.gw.prefix())
 	return l

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sixgate/sixgate/backends/socks5/dantetest"
+	"github.com/sixgate/sixgate/gateway/gatewaytest"
 )
 
 // The end-to-end matrix: every frontend (SOCKS 6, SOCKS 5, TURN) against
@@ -193,7 +194,7 @@ const mxLoopbackDests = `"127.0.0.0/8"`
 // (sub)test, inside a network namespace when prefix says so.
 func startMxTopo(t *testing.T, backends, dests string, prefix []string) *mxTopo {
 	t.Helper()
-	p6, p5, pt := freePort(t), freePort(t), freePort(t)
+	p6, p5, pt := gatewaytest.FreePort(t), gatewaytest.FreePort(t), gatewaytest.FreePort(t)
 	g := startGatewayCmd(t, mxFrontConfig(p6, p5, pt, backends, dests), prefix)
 	return &mxTopo{
 		g:    g,
@@ -254,7 +255,7 @@ func TestMatrix(t *testing.T) {
 		udpEcho:  udpEcho(t, "127.0.0.1:0").LocalAddr().(*net.UDPAddr).AddrPort(),
 		ttlEcho:  ttlEcho(t),
 	}
-	upPort := freePort(t)
+	upPort := gatewaytest.FreePort(t)
 	startGateway(t, mxUpstreamConfig(upPort, mxLoopbackDests))
 	upstream := fmt.Sprintf("127.0.0.1:%d", upPort)
 	dante := dantetest.Start(t, dantetest.Options{})

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/sixgate/sixgate/gateway"
+	"github.com/sixgate/sixgate/gateway/gatewaytest"
 	s5 "github.com/sixgate/sixgate/translate/socks5"
 )
 
@@ -155,7 +156,7 @@ route {
 // leaves everything running with the reload metric at 0.
 func TestReloadKeepsSessionsAndListener(t *testing.T) {
 	echo := echoServer(t)
-	port := freePort(t)
+	port := gatewaytest.FreePort(t)
 	proxy := fmt.Sprintf("127.0.0.1:%d", port)
 	g := startGateway(t, opsConfig(port, "one", ""))
 	old, code, err := socks5Connect(t, proxy, echo, "alice", "a")
@@ -233,7 +234,7 @@ func TestReloadKeepsSessionsAndListener(t *testing.T) {
 // session.
 func TestReloadRevokesRemovedUser(t *testing.T) {
 	echo := echoServer(t)
-	port := freePort(t)
+	port := gatewaytest.FreePort(t)
 	proxy := fmt.Sprintf("127.0.0.1:%d", port)
 	g := startGateway(t, opsConfig(port, "one", ""))
 	bobConn, _, err := socks5Connect(t, proxy, echo, "bob", "b")
@@ -296,7 +297,7 @@ func TestDrainCompletesTransfer(t *testing.T) {
 			time.Sleep(100 * time.Millisecond)
 		}
 	}()
-	port := freePort(t)
+	port := gatewaytest.FreePort(t)
 	g := startGateway(t, opsConfig(port, "one", ""))
 	c, code, err := socks5Connect(t, fmt.Sprintf("127.0.0.1:%d", port), ln.Addr().String(), "alice", "a")
 	if err != nil || code != 0 {
@@ -324,7 +325,7 @@ func TestDrainCompletesTransfer(t *testing.T) {
 // it ends, and the process still exits 0.
 func TestDrainGraceEnds(t *testing.T) {
 	echo := echoServer(t)
-	port := freePort(t)
+	port := gatewaytest.FreePort(t)
 	cfg := strings.Replace(opsConfig(port, "one", ""), `shutdown_grace = "3s"`, `shutdown_grace = "500ms"`, 1)
 	g := startGateway(t, cfg)
 	c, _, err := socks5Connect(t, fmt.Sprintf("127.0.0.1:%d", port), echo, "alice", "a")
@@ -348,7 +349,7 @@ var limitRE = regexp.MustCompile(`sixgate_limit_rejections_total\{frontend="main
 func TestLimits(t *testing.T) {
 	echo := echoServer(t)
 	t.Run("max_sessions", func(t *testing.T) {
-		port := freePort(t)
+		port := gatewaytest.FreePort(t)
 		g := startGateway(t, opsConfig(port, "one", "limits {\n  max_sessions = 2\n}"))
 		proxy := fmt.Sprintf("127.0.0.1:%d", port)
 		for range 2 {
@@ -372,7 +373,7 @@ func TestLimits(t *testing.T) {
 		waitFor(t, "metric", func() bool { return g.metric(`sixgate_limit_rejections_total{frontend="main",limit="sessions"}`) == 1 })
 	})
 	t.Run("max_sessions_per_user", func(t *testing.T) {
-		port := freePort(t)
+		port := gatewaytest.FreePort(t)
 		g := startGateway(t, opsConfig(port, "one", "limits {\n  max_sessions_per_user = 1\n}"))
 		proxy := fmt.Sprintf("127.0.0.1:%d", port)
 		c, _, err := socks5Connect(t, proxy, echo, "alice", "a")
@@ -394,7 +395,7 @@ func TestLimits(t *testing.T) {
 		})
 	})
 	t.Run("max_sessions_per_ip", func(t *testing.T) {
-		port := freePort(t)
+		port := gatewaytest.FreePort(t)
 		g := startGateway(t, opsConfig(port, "one", "limits {\n  max_sessions_per_ip = 1\n}"))
 		proxy := fmt.Sprintf("127.0.0.1:%d", port)
 		c, _, err := socks5Connect(t, proxy, echo, "alice", "a")
@@ -431,7 +432,7 @@ func TestLimits(t *testing.T) {
 		})
 	})
 	t.Run("handshake_timeout", func(t *testing.T) {
-		port := freePort(t)
+		port := gatewaytest.FreePort(t)
 		g := startGateway(t, opsConfig(port, "one", "limits {\n  handshake_timeout = \"300ms\"\n}"))
 		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
 		if err != nil {
@@ -449,7 +450,7 @@ func TestLimits(t *testing.T) {
 		})
 	})
 	t.Run("idle_timeout", func(t *testing.T) {
-		port := freePort(t)
+		port := gatewaytest.FreePort(t)
 		startGateway(t, opsConfig(port, "one", "limits {\n  idle_timeout = \"300ms\"\n}"))
 		c, _, err := socks5Connect(t, fmt.Sprintf("127.0.0.1:%d", port), echo, "alice", "a")
 		if err != nil {
@@ -493,7 +494,7 @@ func TestBandwidthPerUser(t *testing.T) {
 		}
 	}()
 	const bps = 1 << 20
-	port := freePort(t)
+	port := gatewaytest.FreePort(t)
 	startGateway(t, opsConfig(port, "one", "limits {\n  bandwidth_per_user = \"1MiB\"\n}"))
 	c, _, err := socks5Connect(t, fmt.Sprintf("127.0.0.1:%d", port), ln.Addr().String(), "alice", "a")
 	if err != nil {
@@ -528,7 +529,7 @@ func TestBandwidthPerUser(t *testing.T) {
 // across a reload and during the drain's grace period.
 func TestReloadAndDrainKeepUDPAssociation(t *testing.T) {
 	echo := echoAddr(t)
-	authPort, anonPort := freePort(t), freePort(t)
+	authPort, anonPort := gatewaytest.FreePort(t), gatewaytest.FreePort(t)
 	cfg := socks5Config(authPort, anonPort)
 	g := startGateway(t, cfg)
 	u := openS5UDP(t, fmt.Sprintf("127.0.0.1:%d", anonPort))
@@ -582,7 +583,7 @@ admin {
 // udp_idle_timeout is closed with its control connection.
 func TestAssociationLimitsAndIdle(t *testing.T) {
 	echo := echoAddr(t)
-	authPort, anonPort := freePort(t), freePort(t)
+	authPort, anonPort := gatewaytest.FreePort(t), gatewaytest.FreePort(t)
 	g := startGateway(t, socks5Config(authPort, anonPort)+`
 limits {
   max_associations_per_user = 1

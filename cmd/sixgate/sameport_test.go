@@ -11,6 +11,7 @@ import (
 
 	bsocks6 "github.com/sixgate/sixgate/backends/socks6"
 	"github.com/sixgate/sixgate/gateway"
+	"github.com/sixgate/sixgate/gateway/gatewaytest"
 )
 
 // TestSamePortSOCKS5AndSOCKS6: one port serves SOCKS 5 (curl) and SOCKS 6
@@ -19,7 +20,7 @@ import (
 func TestSamePortSOCKS5AndSOCKS6(t *testing.T) {
 	_, httpPort := httpServer(t)
 	echo := echoServer(t)
-	port := freePort(t)
+	port := gatewaytest.FreePort(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	startGateway(t, fmt.Sprintf(`
 admin {

@@ -32,6 +32,7 @@ import (
 
 	"github.com/prometheus/common/expfmt"
 	"github.com/sixgate/sixgate/gateway"
+	"github.com/sixgate/sixgate/gateway/gatewaytest"
 	s5 "github.com/sixgate/sixgate/translate/socks5"
 	s6 "github.com/sixgate/sixgate/translate/socks6"
 )
@@ -118,20 +119,11 @@ func secPorts(t testing.TB) []int {
 func secFreePort(t testing.TB) int {
 	t.Helper()
 	for range 200 {
-		p := 20000 + mrand.IntN(12000)
-		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
-		if err != nil {
-			continue
+		if p := 20000 + mrand.IntN(12000); gatewaytest.PortFree(p) {
+			return p
 		}
-		ln.Close()
-		pc, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", p))
-		if err != nil {
-			continue
-		}
-		pc.Close()
-		return p
 	}
-	return freePort(t)
+	return gatewaytest.FreePort(t)
 }
 
 func (st *secTarget) setFrontends(ports []int) {

@@ -9,6 +9,8 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/sixgate/sixgate/gateway/gatewaytest"
 )
 
 // httpServer serves a fixed page on 127.0.0.1.
@@ -71,7 +73,7 @@ route {
 
 func TestSOCKS5Curl(t *testing.T) {
 	_, port := httpServer(t)
-	authPort, anonPort := freePort(t), freePort(t)
+	authPort, anonPort := gatewaytest.FreePort(t), gatewaytest.FreePort(t)
 	g := startGateway(t, socks5Config(authPort, anonPort))
 	auth := fmt.Sprintf("127.0.0.1:%d", authPort)
 	anon := fmt.Sprintf("127.0.0.1:%d", anonPort)

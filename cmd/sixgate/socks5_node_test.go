@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sixgate/sixgate/gateway/gatewaytest"
 )
 
 // nodeClient runs testdata/socks5client.js (the npm package "socks", a real
@@ -41,7 +43,7 @@ func nodeClient(t *testing.T, args ...string) (*exec.Cmd, *bufio.Scanner) {
 }
 
 func TestSOCKS5BindWithNodeClient(t *testing.T) {
-	authPort, anonPort := freePort(t), freePort(t)
+	authPort, anonPort := gatewaytest.FreePort(t), gatewaytest.FreePort(t)
 	startGateway(t, socks5Config(authPort, anonPort))
 	for _, auth := range [][]string{nil, {"alice", "s3cret"}} {
 		port := anonPort

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sixgate/sixgate/gateway"
+	"github.com/sixgate/sixgate/gateway/gatewaytest"
 	s5 "github.com/sixgate/sixgate/translate/socks5"
 )
 
@@ -18,7 +19,7 @@ func echoAddr(t *testing.T) netip.AddrPort {
 
 func TestSOCKS5UDPWithNodeClient(t *testing.T) {
 	echo := echoAddr(t)
-	authPort, anonPort := freePort(t), freePort(t)
+	authPort, anonPort := gatewaytest.FreePort(t), gatewaytest.FreePort(t)
 	startGateway(t, socks5Config(authPort, anonPort))
 	for _, c := range []struct {
 		port int
@@ -116,7 +117,7 @@ func (u *s5UDP) recv(t *testing.T, d time.Duration) string {
 // counted; the association dies with its TCP connection.
 func TestSOCKS5UDPEdgeCases(t *testing.T) {
 	echo := echoAddr(t)
-	authPort, anonPort := freePort(t), freePort(t)
+	authPort, anonPort := gatewaytest.FreePort(t), gatewaytest.FreePort(t)
 	g := startGateway(t, socks5Config(authPort, anonPort))
 	u := openS5UDP(t, fmt.Sprintf("127.0.0.1:%d", anonPort))
 	u.send(t, u.pc, 0, echo, "first")

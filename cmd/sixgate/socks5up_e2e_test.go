@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sixgate/sixgate/backends/socks5/dantetest"
+	"github.com/sixgate/sixgate/gateway/gatewaytest"
 )
 
 // These tests run the sixgate binary with a SOCKS 5 frontend in front of
@@ -94,7 +95,7 @@ func TestSOCKS5UpstreamDanteCurl(t *testing.T) {
 	for _, tt := range socks5upCases {
 		t.Run(tt.name, func(t *testing.T) {
 			d := dantetest.Start(t, tt.opts)
-			port := freePort(t)
+			port := gatewaytest.FreePort(t)
 			g := startGateway(t, socks5upConfig(port, d.Addr, tt.creds))
 			proxy := fmt.Sprintf("127.0.0.1:%d", port)
 			for _, c := range []struct{ flag, url string }{
@@ -111,7 +112,7 @@ func TestSOCKS5UpstreamDanteCurl(t *testing.T) {
 			}
 			// A refused destination comes back as reply 5 (connection
 			// refused) from Dante through sixgate.
-			closed := freePort(t)
+			closed := gatewaytest.FreePort(t)
 			out, code := curl(t, "--socks5", proxy, fmt.Sprintf("http://127.0.0.1:%d/", closed))
 			if code != 97 || !strings.Contains(out, "(5)") {
 				t.Fatalf("curl to a closed port: exit %d: %q", code, out)
@@ -140,7 +141,7 @@ func TestSOCKS5UpstreamDanteUDPNode(t *testing.T) {
 	for _, tt := range socks5upCases {
 		t.Run(tt.name, func(t *testing.T) {
 			d := dantetest.Start(t, tt.opts)
-			port := freePort(t)
+			port := gatewaytest.FreePort(t)
 			g := startGateway(t, socks5upConfig(port, d.Addr, tt.creds))
 			out, err := socks5upNodeUDP(t, "127.0.0.1", fmt.Sprint(port), "127.0.0.1", fmt.Sprint(echoPort), "200")
 			if err != nil || out != "UDP OK 200" {
@@ -152,7 +153,7 @@ func TestSOCKS5UpstreamDanteUDPNode(t *testing.T) {
 
 func TestSOCKS5UpstreamDanteBindNode(t *testing.T) {
 	d := dantetest.Start(t, dantetest.Options{})
-	port := freePort(t)
+	port := gatewaytest.FreePort(t)
 	g := startGateway(t, socks5upConfig(port, d.Addr, ""))
 	cmd, sc := nodeClient(t, "bind", "127.0.0.1", fmt.Sprint(port))
 	if !sc.Scan() || !strings.HasPrefix(sc.Text(), "BOUND ") {

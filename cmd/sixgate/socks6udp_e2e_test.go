@@ -18,6 +18,7 @@ import (
 
 	bsocks6 "github.com/sixgate/sixgate/backends/socks6"
 	"github.com/sixgate/sixgate/gateway"
+	"github.com/sixgate/sixgate/gateway/gatewaytest"
 	s6 "github.com/sixgate/sixgate/translate/socks6"
 )
 
@@ -27,7 +28,7 @@ import (
 // TestSOCKS6UDPAssocIDsUnpredictable opens 1000 associations and checks
 // their IDs: no duplicates, not sequential, and bits that look random.
 func TestSOCKS6UDPAssocIDsUnpredictable(t *testing.T) {
-	port := freePort(t)
+	port := gatewaytest.FreePort(t)
 	startGateway(t, fmt.Sprintf(`
 admin {
   listen = "127.0.0.1:0"
@@ -354,7 +355,7 @@ func expectNoError(t *testing.T, u *bsocks6.UDPAssoc, dst netip.AddrPort) {
 // client that did not opt in gets none.
 func TestSOCKS6UDPErrorMessages(t *testing.T) {
 	l := newS6ULab(t)
-	port := freePort(t)
+	port := gatewaytest.FreePort(t)
 	g := startGatewayCmd(t, fmt.Sprintf(`
 admin {
   listen = "127.0.0.1:0"
@@ -433,7 +434,7 @@ route {
 // expired at the far end reaches A's client as an Error message.
 func TestSOCKS6UDPErrorTwoHops(t *testing.T) {
 	l := newS6ULab(t)
-	portA, portB := freePort(t), freePort(t)
+	portA, portB := gatewaytest.FreePort(t), gatewaytest.FreePort(t)
 	startGatewayCmd(t, fmt.Sprintf(`
 admin {
   listen = "127.0.0.1:0"

@@ -9,6 +9,7 @@ import (
 
 	bsocks6 "github.com/sixgate/sixgate/backends/socks6"
 	"github.com/sixgate/sixgate/gateway"
+	"github.com/sixgate/sixgate/gateway/gatewaytest"
 )
 
 // TestSOCKS6UDPAcrossReload: a SOCKS 6 association mapped on the shared UDP
@@ -16,7 +17,7 @@ import (
 // socket and finds the association in the gateway's state store).
 func TestSOCKS6UDPAcrossReload(t *testing.T) {
 	echo := echoAddr(t)
-	port := freePort(t)
+	port := gatewaytest.FreePort(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	g := startGateway(t, fmt.Sprintf(`
 admin {

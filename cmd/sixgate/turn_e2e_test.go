@@ -17,6 +17,8 @@ import (
 	"github.com/pion/stun"
 	pionturn "github.com/pion/turn/v2"
 	tt "github.com/sixgate/sixgate/translate/turn"
+
+	"github.com/sixgate/sixgate/gateway/gatewaytest"
 )
 
 // turnBackend is one backend the TURN tests relay through. More (an
@@ -75,7 +77,7 @@ route {
 // startTURN starts a gateway with a TURN frontend on a free port.
 func startTURN(t *testing.T, be turnBackend, frontendExtra string) (*gatewayProc, netip.AddrPort) {
 	t.Helper()
-	port := freePort(t)
+	port := gatewaytest.FreePort(t)
 	g := startGateway(t, turnConfig(port, be.hcl(t), frontendExtra))
 	return g, netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(port))
 }
@@ -206,7 +208,7 @@ func startPeer(t *testing.T) int {
 	if _, err := exec.LookPath("turnutils_peer"); err != nil {
 		t.Fatal("turnutils_peer is not installed (.ci/setup installs coturn)")
 	}
-	port := freePort(t)
+	port := gatewaytest.FreePort(t)
 	cmd := exec.Command("turnutils_peer", "-L", "127.0.0.1", "-p", strconv.Itoa(port))
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -12,6 +12,8 @@ import (
 	"github.com/pion/stun"
 	tt "github.com/sixgate/sixgate/translate/turn"
 	"golang.org/x/sys/unix"
+
+	"github.com/sixgate/sixgate/gateway/gatewaytest"
 )
 
 // turnLab is three network namespaces in a row:
@@ -57,7 +59,7 @@ func newTURNLab(t *testing.T) *turnLab {
 // destination.
 func TestTURNICMP(t *testing.T) {
 	l := newTURNLab(t)
-	port := freePort(t)
+	port := gatewaytest.FreePort(t)
 	cfg := fmt.Sprintf(`
 admin {
   listen = "127.0.0.1:0"

@@ -9,6 +9,8 @@ import (
 
 	"github.com/pion/stun"
 	tt "github.com/sixgate/sixgate/translate/turn"
+
+	"github.com/sixgate/sixgate/gateway/gatewaytest"
 )
 
 // TestTURNDrain: while the gateway drains, an allocation keeps working, a
@@ -16,7 +18,7 @@ import (
 // the process exits 0 when the grace period ends.
 func TestTURNDrain(t *testing.T) {
 	be := turnBackends[0]
-	port := freePort(t)
+	port := gatewaytest.FreePort(t)
 	g := startGateway(t, turnConfig(port, be.hcl(t), "")+"\nshutdown_grace = \"3s\"\n")
 	srv := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(port))
 	a := newRawTURN(t, srv, "alice", "s3cret")
@@ -43,7 +45,7 @@ func TestTURNDrain(t *testing.T) {
 // user's allocation; another user's stays.
 func TestTURNReloadRevokesRemovedUser(t *testing.T) {
 	be := turnBackends[0]
-	port := freePort(t)
+	port := gatewaytest.FreePort(t)
 	cfg := turnConfig(port, be.hcl(t), "")
 	g := startGateway(t, cfg)
 	srv := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(port))
@@ -64,7 +66,7 @@ func TestTURNReloadRevokesRemovedUser(t *testing.T) {
 // frontend, which keeps serving the allocations made before it.
 func TestTURNReloadKeepsAllocation(t *testing.T) {
 	be := turnBackends[0]
-	port := freePort(t)
+	port := gatewaytest.FreePort(t)
 	g := startGateway(t, turnConfig(port, be.hcl(t), ""))
 	srv := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(port))
 	alice := newRawTURN(t, srv, "alice", "s3cret")

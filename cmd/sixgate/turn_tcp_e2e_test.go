@@ -21,6 +21,8 @@ import (
 
 	"github.com/pion/stun"
 	tt "github.com/sixgate/sixgate/translate/turn"
+
+	"github.com/sixgate/sixgate/gateway/gatewaytest"
 )
 
 // TURN TCP relays (RFC 6062) against the built binary: a pion/stun-driven
@@ -38,7 +40,7 @@ var tcpRelayBackends = []turnBackend{
 }`
 	}},
 	{name: "socks6", hcl: func(t *testing.T) string {
-		port := freePort(t)
+		port := gatewaytest.FreePort(t)
 		startGateway(t, fmt.Sprintf(`
 admin {
   listen = "127.0.0.1:0"
@@ -512,7 +514,7 @@ func TestTURNTCPUclientCoturn(t *testing.T) {
 		t.Skip("coturn's turnserver is not installed")
 	}
 	dir := t.TempDir()
-	port := freePort(t)
+	port := gatewaytest.FreePort(t)
 	cfg := fmt.Sprintf(`listening-ip=127.0.0.1
 listening-port=%d
 relay-ip=127.0.0.1

@@ -17,6 +17,7 @@ import (
 	"github.com/pion/stun"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/sixgate/sixgate/gateway"
+	"github.com/sixgate/sixgate/gateway/gatewaytest"
 	tt "github.com/sixgate/sixgate/translate/turn"
 	"go.uber.org/goleak"
 )
@@ -95,7 +96,7 @@ func startServer(t testing.TB, frontendExtra, topExtra string, be *fakeBackend) 
 	ts := &testServer{t: t, reg: reg, backend: be}
 	var port int
 	for range 20 {
-		port = freeUDPTCPPort(t)
+		port = gatewaytest.FreePort(t)
 		ts.hcl = serverConfig(port, frontendExtra, topExtra)
 		cfg, diags := gateway.ParseConfig("test.hcl", []byte(ts.hcl), reg)
 		if diags.HasErrors() {
@@ -140,26 +141,6 @@ func (ts *testServer) reload(hcl string) {
 
 func (ts *testServer) dropped(reason string) float64 {
 	return testutil.ToFloat64(ts.metrics.DatagramsDropped.WithLabelValues("t", reason))
-}
-
-func freeUDPTCPPort(t testing.TB) int {
-	t.Helper()
-	for range 50 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := ln.Addr().(*net.TCPAddr).Port
-		ln.Close()
-		pc, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", p))
-		if err != nil {
-			continue
-		}
-		pc.Close()
-		return p
-	}
-	t.Fatal("no free port")
-	return 0
 }
 
 // echoPeer is a UDP echo server on 127.0.0.1.

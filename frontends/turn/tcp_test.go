@@ -26,6 +26,7 @@ import (
 	"github.com/pion/stun"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/sixgate/sixgate/gateway"
+	"github.com/sixgate/sixgate/gateway/gatewaytest"
 	tt "github.com/sixgate/sixgate/translate/turn"
 )
 
@@ -729,7 +730,7 @@ func TestTCPConnectDoesNotBlock(t *testing.T) {
 func TestTCPOverTLS(t *testing.T) {
 	dir := t.TempDir()
 	certFile, keyFile := writeTestCert(t, dir)
-	port := freeUDPTCPPort(t)
+	port := gatewaytest.FreePort(t)
 	ts := startServer(t, fmt.Sprintf(`tls_listen = "127.0.0.1:%d"
   tls {
     cert_file = %q

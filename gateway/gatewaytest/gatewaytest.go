@@ -1,0 +1,43 @@
+// Package gatewaytest has helpers for tests that run gateways on loopback.
+package gatewaytest
+
+import (
+	"fmt"
+	"net"
+	"testing"
+)
+
+// FreePort returns a port free on 127.0.0.1 now for both TCP and UDP (a
+// frontend may listen on both), or fails t.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	for range 50 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := ln.Addr().(*net.TCPAddr).Port
+		ln.Close()
+		if PortFree(p) {
+			return p
+		}
+	}
+	t.Fatal("no free port")
+	return 0
+}
+
+// PortFree reports whether port p on 127.0.0.1 can be bound now for both
+// TCP and UDP.
+func PortFree(p int) bool {
+	ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+	if err != nil {
+		return false
+	}
+	ln.Close()
+	pc, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", p))
+	if err != nil {
+		return false
+	}
+	pc.Close()
+	return true
+}
