@@ -187,6 +187,48 @@ type LazyReader interface {
 	ReadFromLazy(get func() []byte, put func([]byte)) (pkt Packet, b []byte, err error)
 }
 
+// PacketServer is an Association that reads in batches and hands each
+// datagram or ICMP error to a callback inside the read, so that a reader
+// that emptied the socket's queue waits without one more read.
+// ServePackets returns when a read fails (net.ErrClosed once closed). get
+// lends a batch of buffers while the socket is readable and put takes the
+// batch back before the reader waits; i is the index of a datagram's buffer
+// in the batch, -1 for an ICMP error. fn must not wait for long and must
+// not close the association.
+type PacketServer interface {
+	ServePackets(get func() [][]byte, put func(), fn func(i int, pkt Packet)) error
+}
+
+// ServePackets calls fn for every datagram and ICMP error a reads, until a
+// read fails, with buffers from p: buf is the whole buffer a datagram was
+// read into (p's head room, then the datagram), nil for an ICMP error. It
+// reads in batches where a is a PacketServer, else one ReadLazy at a time.
+// fn must not keep buf, wait for long, or close a.
+func ServePackets(a Association, p *BufPool, fn func(buf []byte, pkt Packet)) error {
+	inner := a
+	if t, ok := a.(*trackedAssoc); ok {
+		inner = t.Association // the Runtime's wrapper only counts
+	}
+	if ps, ok := inner.(PacketServer); ok {
+		l := p.BatchLender()
+		return ps.ServePackets(l.Get, l.Put, func(i int, pkt Packet) { fn(l.Buf(i), pkt) })
+	}
+	l := p.Lender()
+	defer l.Put(nil)
+	for {
+		l.Put(nil)
+		pkt, _, err := ReadLazy(a, l.Get, l.Put)
+		if err != nil {
+			return err
+		}
+		var buf []byte
+		if pkt.Kind == PacketData {
+			buf = l.Buf()
+		}
+		fn(buf, pkt)
+	}
+}
+
 // ReadLazy reads the next datagram or ICMP error from a, taking its buffer
 // from get lazily where a is a LazyReader, else before it waits. The caller
 // puts the returned buffer back when it is done with it (it may be nil).

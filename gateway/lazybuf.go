@@ -48,3 +48,48 @@ func (l *Lender) Buf() []byte {
 	}
 	return *l.cur
 }
+
+// batchSize is how many buffers a batch lender lends at once.
+const batchSize = 4
+
+// BatchLender lends a reader batches of a pool's buffers (ServeUDP,
+// PacketServer). Not for concurrent use.
+type BatchLender struct {
+	p    *BufPool
+	cur  []*[]byte
+	data [][]byte
+}
+
+// BatchLender returns a lender of batches of p's buffers.
+func (p *BufPool) BatchLender() *BatchLender {
+	return &BatchLender{p: p, cur: make([]*[]byte, 0, batchSize), data: make([][]byte, 0, batchSize)}
+}
+
+// Get takes a batch: the parts of the buffers after the head room.
+func (l *BatchLender) Get() [][]byte {
+	l.Put()
+	for i := 0; i < batchSize; i++ {
+		b := l.p.pool.Get().(*[]byte)
+		l.cur = append(l.cur, b)
+		l.data = append(l.data, (*b)[l.p.head:])
+	}
+	return l.data
+}
+
+// Put gives the batch back.
+func (l *BatchLender) Put() {
+	for i, b := range l.cur {
+		l.p.pool.Put(b)
+		l.cur[i], l.data[i] = nil, nil
+	}
+	l.cur, l.data = l.cur[:0], l.data[:0]
+}
+
+// Buf is the whole buffer i of the batch lent now (head room included), or
+// nil.
+func (l *BatchLender) Buf(i int) []byte {
+	if i < 0 || i >= len(l.cur) {
+		return nil
+	}
+	return *l.cur[i]
+}

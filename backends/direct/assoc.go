@@ -480,7 +480,13 @@ type association struct {
 	// waited for a name.
 	wmu sync.Mutex
 
-	closed    atomic.Bool
+	closed atomic.Bool
+	// serving is set while ServePackets runs: its callbacks run inside
+	// the socket's read, which closing the socket would wait for, so Close
+	// leaves the closing to ServePackets (closeLeft).
+	serveMu   sync.Mutex
+	serving   bool
+	closeLeft bool
 	done      chan struct{}
 	closeOnce sync.Once
 	closeErr  error
@@ -620,17 +626,36 @@ func (a *association) send(b []byte, ap netip.AddrPort, meta gateway.DatagramMet
 // taken or expires.
 func (a *association) Close() error {
 	a.closeOnce.Do(func() {
+		a.serveMu.Lock()
 		a.closed.Store(true)
+		left := a.serving
+		a.closeLeft = left
+		a.serveMu.Unlock()
 		close(a.done)
 		a.dests.Close()
-		a.closeErr = a.pc.Close()
-		a.b.ownRemove(a.bound)
-		if a.made != nil && a.made.info.Expires.IsZero() {
-			a.b.release(a.made, "association closed")
+		if left {
+			// The reader may be inside a ServePackets callback that
+			// waits for our caller (a lock it holds, or the caller
+			// itself), and closing the socket would wait for that
+			// callback: wake the reader instead, which closes the
+			// socket once its callback has returned.
+			a.pc.SetReadDeadline(aLongTimeAgo)
+			return
 		}
-		a.log.Debug("association closed")
+		a.closeErr = a.finishClose()
 	})
 	return a.closeErr
+}
+
+// finishClose closes the socket and releases what the association holds.
+func (a *association) finishClose() error {
+	err := a.pc.Close()
+	a.b.ownRemove(a.bound)
+	if a.made != nil && a.made.info.Expires.IsZero() {
+		a.b.release(a.made, "association closed")
+	}
+	a.log.Debug("association closed")
+	return err
 }
 
 // closedErr is the error of an operation on a closed association.

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -60,6 +61,12 @@ type sockIO struct {
 	rpkt   gateway.Packet
 	rerr   error
 	readFn func(fd uintptr) bool
+	// ServePackets' batch: buffers from bget until bput, each datagram
+	// and ICMP error handed to serve.
+	bget    func() [][]byte
+	bput    func()
+	serve   func(i int, pkt gateway.Packet)
+	serveFn func(fd uintptr) bool
 	// errHint says the error queue may hold entries: read it first.
 	errHint atomic.Bool
 
@@ -82,6 +89,7 @@ type sockIO struct {
 
 func (a *association) initIO() {
 	a.io.readFn = a.readOnce
+	a.io.serveFn = a.serveOnce
 	a.io.writeFn = a.io.sendOnce
 	a.io.curPMTU = a.io.st.pmtu4
 }
@@ -114,16 +122,25 @@ func (a *association) ReadFromLazy(get func() []byte, put func([]byte)) (gateway
 }
 
 func (a *association) read() (gateway.Packet, error) {
+	if err := a.readLoop(a.io.readFn); err != nil {
+		return gateway.Packet{}, err
+	}
+	return a.io.rpkt, nil
+}
+
+// readLoop runs the read callback f in the poller until it returns true
+// (a datagram, an ICMP error or an error), and returns that error.
+func (a *association) readLoop(f func(fd uintptr) bool) error {
 	s := &a.io
 	s.rerr = nil
 	backoff := time.Millisecond
 	for {
-		err := a.rc.Read(s.readFn)
+		err := a.rc.Read(f)
 		if err == nil {
 			break
 		}
 		if a.closed.Load() || errors.Is(err, net.ErrClosed) {
-			return gateway.Packet{}, closedErr("read")
+			return closedErr("read")
 		}
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			// kickReader: the error queue has something.
@@ -133,23 +150,114 @@ func (a *association) read() (gateway.Packet, error) {
 		// The poller refuses to wait (an error-only event): read
 		// directly, and wait a little when nothing is there.
 		got := false
-		if cerr := a.rc.Control(func(fd uintptr) { got = s.readFn(fd) }); cerr != nil {
-			return gateway.Packet{}, closedErr("read")
+		if cerr := a.rc.Control(func(fd uintptr) { got = f(fd) }); cerr != nil {
+			return closedErr("read")
 		}
 		if got {
 			break
 		}
 		select {
 		case <-a.done:
-			return gateway.Packet{}, closedErr("read")
+			return closedErr("read")
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, 50*time.Millisecond)
 	}
 	if s.rerr != nil {
-		return gateway.Packet{}, fmt.Errorf("direct: read: %w", s.rerr)
+		return fmt.Errorf("direct: read: %w", s.rerr)
 	}
-	return s.rpkt, nil
+	return nil
+}
+
+// ServePackets reads datagrams and ICMP errors until the association is
+// closed or a read fails, and calls fn for each inside the poller's read
+// (gateway.PacketServer): recvmmsg(2) fills a batch of buffers from get,
+// taken only while the socket is readable and given back to put before the
+// reader waits; a batch that comes back short drained the queue, so the
+// reader waits without another read (see gateway.MsgBatch). i is the index
+// of a datagram's buffer in the batch, -1 for an ICMP error.
+func (a *association) ServePackets(get func() [][]byte, put func(), fn func(i int, pkt gateway.Packet)) error {
+	s := &a.io
+	a.serveMu.Lock()
+	if a.closed.Load() {
+		a.serveMu.Unlock()
+		return closedErr("read")
+	}
+	a.serving = true
+	a.serveMu.Unlock()
+	s.bget, s.bput, s.serve = get, put, fn
+	defer func() {
+		s.bget, s.bput, s.serve = nil, nil, nil
+		a.serveMu.Lock()
+		a.serving = false
+		left := a.closeLeft
+		a.serveMu.Unlock()
+		if left {
+			a.finishClose()
+		}
+	}()
+	err := a.readLoop(s.serveFn)
+	if err == nil && a.closed.Load() {
+		err = closedErr("read")
+	}
+	return err
+}
+
+// msgBatches holds the recvmmsg headers of batches being read.
+var msgBatches = sync.Pool{New: func() any { return gateway.NewMsgBatch(serveBatch, oobSize) }}
+
+// serveBatch is the most datagrams ServePackets reads at once.
+const serveBatch = 4
+
+// serveOnce is ServePackets' RawConn.Read callback: it hands over what the
+// socket has and returns false to wait when the queue is drained, true when
+// reading must end (closed, or a persistent error in s.rerr).
+func (a *association) serveOnce(fd uintptr) bool {
+	s := &a.io
+	fails := 0
+	for !a.closed.Load() {
+		if s.errHint.Load() && a.readErrQueue(fd) {
+			s.serve(-1, s.rpkt)
+			continue
+		}
+		bufs := s.bget()
+		m := msgBatches.Get().(*gateway.MsgBatch)
+		n, errno := m.Recv(fd, bufs, 0)
+		for i := 0; i < n; i++ {
+			s.serve(i, dataPacket(m.N(i), len(bufs[i]), m.From(i), m.OOB(i)))
+		}
+		msgBatches.Put(m)
+		s.bput()
+		switch errno {
+		case 0:
+			fails = 0
+			if n < len(bufs) {
+				return false // drained: wait for the next datagram
+			}
+			continue
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+			// As in readOnce: the error queue needs a look only when a
+			// send hinted at it.
+			if s.errHint.Load() && a.readErrQueue(fd) {
+				s.serve(-1, s.rpkt)
+				continue
+			}
+			return false
+		}
+		// A pending socket error (reading cleared it): normally an ICMP
+		// error whose details wait in the error queue.
+		if a.readErrQueue(fd) {
+			s.serve(-1, s.rpkt)
+			continue
+		}
+		if fails++; fails > 16 || errno == unix.EBADF || errno == unix.ENOTSOCK || errno == unix.EINVAL || errno == unix.EFAULT {
+			s.rerr = os.NewSyscallError("recvmmsg", errno)
+			return true
+		}
+	}
+	return true
 }
 
 // readOnce is the reader's RawConn.Read callback: true when it produced a
@@ -226,9 +334,14 @@ func (s *sockIO) oob() []byte {
 // fillData makes the packet for a datagram of n bytes just read.
 func (a *association) fillData(n int) {
 	s := &a.io
-	from := sockaddrAddrPort(&s.rname)
-	p := gateway.Packet{Kind: gateway.PacketData, N: min(n, len(s.rbuf)), From: gateway.Addr{IP: from.Addr(), Port: from.Port()}}
-	for level, typ, data, rest := nextCmsg(s.oob()); data != nil; level, typ, data, rest = nextCmsg(rest) {
+	s.rpkt = dataPacket(n, len(s.rbuf), gateway.SockaddrAddrPort(&s.rname), s.oob())
+}
+
+// dataPacket is the packet for a datagram of n bytes read into a buffer of
+// size bytes, from from, with control messages oob.
+func dataPacket(n, size int, from netip.AddrPort, oob []byte) gateway.Packet {
+	p := gateway.Packet{Kind: gateway.PacketData, N: min(n, size), From: gateway.Addr{IP: from.Addr(), Port: from.Port()}}
+	for level, typ, data, rest := nextCmsg(oob); data != nil; level, typ, data, rest = nextCmsg(rest) {
 		switch {
 		case level == unix.IPPROTO_IP && typ == unix.IP_TTL && len(data) >= 4,
 			level == unix.IPPROTO_IPV6 && typ == unix.IPV6_HOPLIMIT && len(data) >= 4:
@@ -239,7 +352,7 @@ func (a *association) fillData(n int) {
 			p.Meta.TOS, p.Meta.HasTOS = uint8(binary.NativeEndian.Uint32(data)), true
 		}
 	}
-	s.rpkt = p
+	return p
 }
 
 // readErrQueue reads the error queue until it yields an ICMP error (true)
@@ -268,7 +381,7 @@ func (a *association) readErrQueue(fd uintptr) bool {
 // parseErr turns the error queue entry just read into an ICMPError.
 func (a *association) parseErr() (gateway.ICMPError, bool) {
 	s := &a.io
-	dest := sockaddrAddrPort(&s.rname)
+	dest := gateway.SockaddrAddrPort(&s.rname)
 	for level, typ, data, rest := nextCmsg(s.oob()); data != nil; level, typ, data, rest = nextCmsg(rest) {
 		if !(level == unix.IPPROTO_IP && typ == unix.IP_RECVERR) && !(level == unix.IPPROTO_IPV6 && typ == unix.IPV6_RECVERR) {
 			continue
@@ -342,23 +455,6 @@ func offender(b []byte) netip.Addr {
 		}
 	}
 	return netip.Addr{}
-}
-
-// sockaddrAddrPort reads a sockaddr_in or sockaddr_in6 (IPv4-mapped
-// addresses unmapped, no zone).
-func sockaddrAddrPort(sa *unix.RawSockaddrInet6) netip.AddrPort {
-	port := func(p *uint16) uint16 {
-		b := (*[2]byte)(unsafe.Pointer(p))
-		return uint16(b[0])<<8 | uint16(b[1])
-	}
-	switch sa.Family {
-	case unix.AF_INET:
-		sa4 := (*unix.RawSockaddrInet4)(unsafe.Pointer(sa))
-		return netip.AddrPortFrom(netip.AddrFrom4(sa4.Addr), port(&sa4.Port))
-	case unix.AF_INET6:
-		return netip.AddrPortFrom(netip.AddrFrom16(sa.Addr).Unmap(), port(&sa.Port))
-	}
-	return netip.AddrPort{}
 }
 
 // nextCmsg returns the first control message in b and what follows it; data

@@ -140,47 +140,48 @@ func (u *udpAssoc) control(ctx context.Context, done <-chan struct{}) error {
 // clientToRemote relays the client's datagrams: only from the client's IP
 // (and, once known, port), whole datagrams only (FRAG = 0).
 func (u *udpAssoc) clientToRemote() (bytes int64) {
-	buf := make([]byte, 65536)
-	for {
-		n, from, err := u.pc.ReadFromUDPAddrPort(buf)
-		if err != nil {
-			if isTransient(err) {
-				continue
-			}
-			return bytes
-		}
+	// Buffers come from a pool only while the socket is readable.
+	lend := clientBufs.BatchLender()
+	defer lend.Put()
+	relay := func(_ int, b []byte, from netip.AddrPort, _ []byte) {
 		if from.Addr().Unmap() != u.clientIP {
 			inc(u.c.foreign)
-			continue
+			return
 		}
 		if p := u.clientPort.Load(); p != 0 && uint32(from.Port()) != p {
 			inc(u.c.foreign)
-			continue
+			return
 		} else if p == 0 {
 			u.clientPort.CompareAndSwap(0, uint32(from.Port()))
 			if uint32(from.Port()) != u.clientPort.Load() {
 				inc(u.c.foreign)
-				continue
+				return
 			}
 		}
-		h, payload, err := s5.ParseUDPHeader(buf[:n])
+		h, payload, err := s5.ParseUDPHeader(b)
 		if err != nil {
 			inc(u.c.bad)
-			continue
+			return
 		}
 		if h.Frag != 0 {
 			inc(u.c.frag)
-			continue
+			return
 		}
 		u.last.Store(time.Now().UnixNano())
 		if err := u.assoc.WriteTo(payload, h.Addr, gateway.DatagramMeta{}); err != nil {
 			if gateway.ReasonOf(err) == gateway.ReasonNotAllowed {
 				inc(u.c.denied)
 			}
-			continue
+			return
 		}
 		inc(u.c.up)
 		bytes += int64(len(payload))
+	}
+	for {
+		err := gateway.ServeUDP(context.Background(), u.pc, lend.Get, lend.Put, 0, relay)
+		if !isTransient(err) {
+			return bytes
+		}
 	}
 }
 
@@ -188,50 +189,48 @@ func (u *udpAssoc) clientToRemote() (bytes int64) {
 // SOCKS 5 UDP header. ICMP errors cannot be expressed in SOCKS 5: they are
 // counted and logged, and the association goes on.
 func (u *udpAssoc) remoteToClient() (bytes int64) {
-	// The 64 KiB buffer comes from a pool only while a datagram is being
+	// The 64 KiB buffers come from a pool only while datagrams are being
 	// read and relayed: an idle association holds none.
-	lend := remoteBufs.Lender()
-	defer lend.Put(nil)
-	get, put := lend.Get, lend.Put // bound once: no allocation per read
-	for {
-		lend.Put(nil)
-		pkt, _, err := gateway.ReadLazy(u.assoc, get, put)
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) || !isTransient(err) {
-				u.s.conn.Close()
-				return bytes
-			}
-			continue
-		}
+	relay := func(buf []byte, pkt gateway.Packet) {
 		if pkt.Kind == gateway.PacketICMP {
 			inc(u.c.icmp)
 			u.s.f.log.Debug("icmp error not expressible in socks5", "client", u.s.client, "type", pkt.ICMP.Type, "code", pkt.ICMP.Code, "dest", pkt.ICMP.Dest)
-			continue
+			return
 		}
 		port := u.clientPort.Load()
 		if port == 0 {
 			inc(u.c.unknown)
-			continue
+			return
 		}
-		buf := lend.Buf()
 		if buf == nil {
-			continue // no buffer: not a datagram the backend read
+			return // no buffer: not a datagram the backend read
 		}
 		h := s5.UDPHeader{Addr: pkt.From}
 		start := s5.MaxUDPHeaderLen - h.Len()
 		if _, err := h.Append(buf[start:start]); err != nil {
 			inc(u.c.bad)
-			continue
+			return
 		}
 		u.last.Store(time.Now().UnixNano())
 		to := netip.AddrPortFrom(u.clientIP, uint16(port))
 		if _, err := u.pc.WriteToUDPAddrPort(buf[start:s5.MaxUDPHeaderLen+pkt.N], to); err != nil && !isTransient(err) {
-			return bytes
+			u.s.conn.Close() // the relay socket is gone: end the association
+			return
 		}
 		inc(u.c.down)
 		bytes += int64(pkt.N)
 	}
+	for {
+		err := gateway.ServePackets(u.assoc, remoteBufs, relay)
+		if errors.Is(err, net.ErrClosed) || !isTransient(err) {
+			u.s.conn.Close()
+			return bytes
+		}
+	}
 }
+
+// clientBufs hold datagrams from SOCKS 5 clients.
+var clientBufs = gateway.NewBufPool(0, 65536)
 
 // remoteBufs hold one datagram from a backend with room for the SOCKS 5
 // UDP header in front.

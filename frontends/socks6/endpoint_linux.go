@@ -50,6 +50,24 @@ func (e *udpEndpoint) readFrom(b, oob []byte) (int, netip.AddrPort, netip.Addr, 
 	return n, from, pktDst(oob[:oobn]), nil
 }
 
+// oobSize is the control-message room a read needs: a wildcard socket
+// learns the local address of each datagram.
+func (e *udpEndpoint) oobSize() int {
+	if e.wildcard {
+		return 256
+	}
+	return 0
+}
+
+// localOf is the local address a datagram with control messages oob was
+// sent to (invalid unless the socket is a wildcard).
+func (e *udpEndpoint) localOf(oob []byte) netip.Addr {
+	if !e.wildcard {
+		return netip.Addr{}
+	}
+	return pktDst(oob)
+}
+
 // pktDst extracts the destination address from IP_PKTINFO or
 // IPV6_PKTINFO control messages.
 func pktDst(oob []byte) netip.Addr {

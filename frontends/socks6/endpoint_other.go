@@ -22,3 +22,9 @@ func (e *udpEndpoint) writeTo(b []byte, to netip.AddrPort, local netip.Addr, ttl
 	_, err := e.pc.WriteToUDPAddrPort(b, to)
 	return err
 }
+
+// oobSize is the control-message room a read needs: none here.
+func (e *udpEndpoint) oobSize() int { return 0 }
+
+// localOf is the local address a datagram was sent to: unknown here.
+func (e *udpEndpoint) localOf([]byte) netip.Addr { return netip.Addr{} }

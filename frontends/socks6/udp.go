@@ -327,59 +327,53 @@ func (a *association) fromClient(m *s6.UDPMessage) int64 {
 // fromRemote relays datagrams and ICMP errors from the backend to the
 // client's mapped channel.
 func (a *association) fromRemote() (down int64) {
-	// The 64 KiB buffer comes from a pool only while a datagram is being
+	// The 64 KiB buffers come from a pool only while datagrams are being
 	// read and relayed: an idle association holds none.
-	lend := remoteBufs.Lender()
-	defer lend.Put(nil)
-	get, put := lend.Get, lend.Put // bound once: no allocation per read
 	var ebuf [64]byte
-	for {
-		lend.Put(nil)
-		pkt, _, err := gateway.ReadLazy(a.assoc, get, put)
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				a.close()
-				return down
-			}
-			select {
-			case <-a.done:
-				return down
-			default:
-				continue
-			}
-		}
+	relay := func(buf []byte, pkt gateway.Packet) {
 		if pkt.Kind == gateway.PacketICMP {
 			if !a.icmp {
 				count(a.c, func(c *assocCounters) prometheus.Counter { return c.icmpNotOpted })
-				continue
+				return
 			}
 			msg, ok := s6.ErrorMessageFor(a.id, pkt.ICMP)
 			if !ok {
 				count(a.c, func(c *assocCounters) prometheus.Counter { return c.icmpNotReported })
-				continue
+				return
 			}
 			b, err := s6.AppendUDPMessage(ebuf[:0], &msg)
 			if err == nil && a.toClient(b) {
 				count(a.c, func(c *assocCounters) prometheus.Counter { return c.icmpReported })
 			}
-			continue
+			return
 		}
-		buf := lend.Buf()
 		if buf == nil {
-			continue // no buffer: not a datagram the backend read
+			return // no buffer: not a datagram the backend read
 		}
 		hl, err := s6.DatagramHeaderLen(pkt.From)
 		if err != nil {
-			continue
+			return
 		}
 		start := headRoom - hl
 		if _, err := s6.PutDatagramHeader(buf[start:headRoom], a.id, pkt.From, pkt.N); err != nil {
-			continue
+			return
 		}
 		a.last.Store(time.Now().UnixNano())
 		if a.toClient(buf[start : headRoom+pkt.N]) {
 			count(a.c, func(c *assocCounters) prometheus.Counter { return c.down })
 			down += int64(pkt.N)
+		}
+	}
+	for {
+		err := gateway.ServePackets(a.assoc, remoteBufs, relay)
+		if errors.Is(err, net.ErrClosed) {
+			a.close()
+			return down
+		}
+		select {
+		case <-a.done:
+			return down
+		default:
 		}
 	}
 }
@@ -472,22 +466,27 @@ func (f *Frontend) ServePacket(ctx context.Context, pc net.PacketConn, ep gatewa
 	e := newUDPEndpoint(uc)
 	stop := gateway.KickOnDone(ctx, func() { uc.SetReadDeadline(time.Unix(1, 0)) })
 	defer stop()
-	buf := make([]byte, s6.MaxUDPMessageLen+1)
-	oob := make([]byte, 256)
+	bufs := make([][]byte, endpointBatch)
+	for i := range bufs {
+		bufs[i] = make([]byte, s6.MaxUDPMessageLen+1)
+	}
+	get, put := func() [][]byte { return bufs }, func() {}
+	handle := func(_ int, b []byte, from netip.AddrPort, oob []byte) {
+		f.handleDatagram(b, from, e.localOf(oob), e, nil)
+	}
 	for {
-		n, from, local, err := e.readFrom(buf, oob)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			if errors.Is(err, net.ErrClosed) {
-				return err
-			}
-			continue
+		err := gateway.ServeUDP(ctx, uc, get, put, e.oobSize(), handle)
+		if ctx.Err() != nil {
+			return nil
 		}
-		f.handleDatagram(buf[:n], from, local, e, nil)
+		if errors.Is(err, net.ErrClosed) {
+			return err
+		}
 	}
 }
+
+// endpointBatch is how many datagrams a relay endpoint reads at once.
+const endpointBatch = 8
 
 // handleDatagram applies the mapping rule to one message from a client
 // relay channel (UDP or DTLS): unknown IDs, foreign sources and messages on a

@@ -247,72 +247,61 @@ const maxUDPPayload = 65507
 // the payload, so nothing is allocated per datagram.
 func (a *allocation) readLoop(r *relay) {
 	defer a.wg.Done()
-	// The relay buffer comes from a pool only while a datagram is being
+	// The relay buffers come from a pool only while datagrams are being
 	// read and relayed: an idle allocation holds none.
-	var rb *relayBuf
-	get := func() []byte {
-		rb = relayBufs.Get().(*relayBuf)
-		return rb.payload()
-	}
-	put := func([]byte) {
-		relayBufs.Put(rb)
-		rb = nil
-	}
-	defer func() {
-		if rb != nil {
-			put(nil)
-		}
-	}()
-	for {
-		if rb != nil {
-			put(nil)
-		}
-		pkt, _, err := gateway.ReadLazy(r.assoc, get, put)
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) || r.closed.Load() {
-				return
-			}
-			select {
-			case <-a.done:
-				return
-			default:
-				continue
-			}
-		}
-		if rb == nil {
-			get()
-		}
+	relay := func(buf []byte, pkt gateway.Packet) {
+		rng := rngs.Get().(*mrand.ChaCha8)
+		defer rngs.Put(rng)
 		if pkt.Kind == gateway.PacketICMP {
-			a.relayICMP(pkt.ICMP, rb.rng)
-			continue
+			a.relayICMP(pkt.ICMP, rng)
+			return
+		}
+		if buf == nil {
+			return // no buffer: not a datagram the backend read
 		}
 		from := pkt.From.AddrPort()
-		a.toClient(rb, netip.AddrPortFrom(from.Addr().Unmap(), from.Port()), pkt.N)
+		a.toClient(buf, rng, netip.AddrPortFrom(from.Addr().Unmap(), from.Port()), pkt.N)
+	}
+	for {
+		err := gateway.ServePackets(r.assoc, relayBufs, relay)
+		if errors.Is(err, net.ErrClosed) || r.closed.Load() {
+			return
+		}
+		select {
+		case <-a.done:
+			return
+		default:
+		}
 	}
 }
 
-// relayBuf is a buffer with room for a message header before a peer
-// datagram, and the random source of indication transaction IDs.
-type relayBuf struct {
-	buf []byte
-	rng *mrand.ChaCha8
+// relayBufs hold a peer datagram with room for a message header before it
+// (and 4 bytes of ChannelData padding after it).
+var relayBufs = gateway.NewBufPool(headroom, (1<<16)+4)
+
+// deliver relays a copy of data from peer to the client, as if a relay of
+// a had received it.
+func (a *allocation) deliver(data []byte, from netip.AddrPort) {
+	l := relayBufs.Lender()
+	n := copy(l.Get(), data)
+	rng := rngs.Get().(*mrand.ChaCha8)
+	a.toClient(l.Buf(), rng, from, n)
+	rngs.Put(rng)
+	l.Put(nil)
 }
 
-func newRelayBuf() *relayBuf {
+// rngs are the random sources of indication transaction IDs.
+var rngs = sync.Pool{New: func() any {
 	var seed [32]byte
 	rand.Read(seed[:])
-	return &relayBuf{buf: make([]byte, headroom+(1<<16)+4), rng: mrand.NewChaCha8(seed)}
-}
-
-func (rb *relayBuf) payload() []byte { return rb.buf[headroom : headroom+(1<<16)] }
-
-var relayBufs = sync.Pool{New: func() any { return newRelayBuf() }}
+	return mrand.NewChaCha8(seed)
+}}
 
 // toClient relays n bytes of a datagram from peer, held in rb's payload,
-// to the client when peer has a permission.
-func (a *allocation) toClient(rb *relayBuf, from netip.AddrPort, n int) {
+// to the client when peer has a permission. buf holds the datagram after
+// headroom bytes, and has room for padding after it.
+func (a *allocation) toClient(buf []byte, rng *mrand.ChaCha8, from netip.AddrPort, n int) {
 	c := a.f.c
-	buf := rb.buf
 	now := a.now().UnixNano()
 	a.mu.RLock()
 	ok := a.permitted(from.Addr(), now)
@@ -340,7 +329,7 @@ func (a *allocation) toClient(rb *relayBuf, from netip.AddrPort, n int) {
 			hl = 48
 		}
 		var tid [stun.TransactionIDSize]byte
-		binaryRand(rb.rng, tid[:])
+		binaryRand(rng, tid[:])
 		var err error
 		out, err = tt.AppendDataIndication(buf[headroom-hl:headroom-hl], tid, from, buf[headroom:headroom+n])
 		if err != nil {

@@ -670,10 +670,7 @@ func (a *allocation) sendToPeer(r *relay, data []byte, peer netip.AddrPort, meta
 		// frontend (two clients of one TURN server talking relay to
 		// relay). The gateway never sends to its own sockets, so the
 		// datagram is delivered in-process, as if it came from r.
-		rb := relayBufs.Get().(*relayBuf)
-		n := copy(rb.payload(), data)
-		ref.a.toClient(rb, r.addr, n)
-		relayBufs.Put(rb)
+		ref.a.deliver(data, r.addr)
 		a.up.Add(int64(len(data)))
 		c.relayed(true, len(data))
 		return

@@ -221,22 +221,15 @@ func (f *Frontend) ServePacket(ctx context.Context, pc net.PacketConn, ep gatewa
 	defer wg.Wait()
 	stop := gateway.KickOnDone(ctx, func() { uc.SetReadDeadline(time.Unix(1, 0)) })
 	defer stop()
-	buf := make([]byte, 1<<16)
-	oob := make([]byte, 256)
+	bufs := make([][]byte, endpointBatch)
+	for i := range bufs {
+		bufs[i] = make([]byte, 1<<16)
+	}
+	get, put := func() [][]byte { return bufs }, func() {}
 	m := new(stun.Message)
 	src := &source{ep: e}
-	for {
-		n, oobn, from, err := e.read(buf, oob)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			if errors.Is(err, net.ErrClosed) {
-				return err
-			}
-			continue
-		}
-		local, ttl, tos := parseCmsgs(oob[:oobn])
+	handle := func(_ int, b []byte, from netip.AddrPort, oob []byte) {
+		local, ttl, tos := parseCmsgs(oob)
 		if !local.IsValid() {
 			local = e.local
 		}
@@ -245,9 +238,22 @@ func (f *Frontend) ServePacket(ctx context.Context, pc net.PacketConn, ep gatewa
 		if !e.wildcard {
 			src.local = netip.Addr{}
 		}
-		f.handlePacket(ctx, buf[:n], src, m)
+		f.handlePacket(ctx, b, src, m)
+	}
+	for {
+		err := gateway.ServeUDP(ctx, uc, get, put, 256, handle)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if errors.Is(err, net.ErrClosed) {
+			return err
+		}
 	}
 }
+
+// endpointBatch is how many datagrams the client-facing socket reads at
+// once.
+const endpointBatch = 8
 
 func unmapAP(ap netip.AddrPort) netip.AddrPort {
 	return netip.AddrPortFrom(ap.Addr().Unmap().WithZone(""), ap.Port())

@@ -46,12 +46,6 @@ func newUDPEndpoint(pc *net.UDPConn) *udpEndpoint {
 	return e
 }
 
-// read reads one datagram and its control messages.
-func (e *udpEndpoint) read(b, oob []byte) (n, oobn int, from netip.AddrPort, err error) {
-	n, oobn, _, from, err = e.pc.ReadMsgUDPAddrPort(b, oob)
-	return n, oobn, from, err
-}
-
 // parseCmsgs reads the destination address, TTL (hop limit) and TOS
 // (traffic class) from a datagram's control messages without allocating;
 // missing values are the zero Addr and -1.

@@ -23,11 +23,6 @@ func newUDPEndpoint(pc *net.UDPConn) *udpEndpoint {
 	return &udpEndpoint{pc: pc, local: la.Addr().Unmap(), port: la.Port(), v6: la.Addr().Is6() && !la.Addr().Is4In6()}
 }
 
-func (e *udpEndpoint) read(b, oob []byte) (n, oobn int, from netip.AddrPort, err error) {
-	n, from, err = e.pc.ReadFromUDPAddrPort(b)
-	return n, 0, from, err
-}
-
 func parseCmsgs([]byte) (netip.Addr, int, int) { return netip.Addr{}, -1, -1 }
 
 func (e *udpEndpoint) writeTo(b []byte, to netip.AddrPort, _ netip.Addr) error {

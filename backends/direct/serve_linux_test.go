@@ -1,0 +1,273 @@
+package direct
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/sixgate/sixgate/gateway"
+)
+
+// serveBatches runs ServePackets on a with counted batches of 2 KiB buffers
+// and sends each packet (data copied) on the returned channel; at cleanup it
+// closes a and checks that ServePackets ended with net.ErrClosed.
+func serveBatches(t testing.TB, a *association, out, gets *atomic.Int64) <-chan pkt {
+	ch := make(chan pkt, 1024)
+	done := make(chan error, 1)
+	bufs := make([][]byte, serveBatch)
+	get := func() [][]byte {
+		gets.Add(1)
+		if out.Add(1) != 1 {
+			t.Errorf("a batch lent twice")
+		}
+		for i := range bufs {
+			bufs[i] = make([]byte, 2048)
+		}
+		return bufs
+	}
+	put := func() { out.Add(-1) }
+	go func() {
+		defer close(ch)
+		done <- a.ServePackets(get, put, func(i int, p gateway.Packet) {
+			var data []byte
+			if p.Kind == gateway.PacketData {
+				if i < 0 || i >= len(bufs) {
+					t.Errorf("datagram in buffer %d of %d", i, len(bufs))
+					return
+				}
+				data = bytes.Clone(bufs[i][:p.N])
+			} else if i != -1 {
+				t.Errorf("ICMP error with buffer %d", i)
+			}
+			ch <- pkt{Packet: p, data: data}
+		})
+	}()
+	t.Cleanup(func() {
+		a.Close()
+		if err := <-done; !errors.Is(err, net.ErrClosed) {
+			t.Errorf("ServePackets ended with %v, want net.ErrClosed", err)
+		}
+	})
+	return ch
+}
+
+// ServePackets hands over every queued datagram, in order, from batches it
+// lends only while reading, and then waits for more.
+func TestServePacketsBatches(t *testing.T) {
+	b := newBackend(t, Config{}, Options{Own: gateway.NewOwnAddrs()})
+	a := associate(t, b, &gateway.AssocRequest{Family: 4, Policy: loopback})
+	relay, _ := a.RelayAddr()
+	senders := make([]*net.UDPConn, 3)
+	for i := range senders {
+		c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		senders[i] = c
+	}
+	send := func(round, k int) {
+		for j := range k {
+			for i, c := range senders {
+				msg := fmt.Appendf(nil, "%d/%d/%d", round, i, j)
+				if _, err := c.WriteToUDPAddrPort(msg, relay.AddrPort()); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	// 3 x 40 datagrams queued before the first read: several full
+	// batches, then a short one.
+	send(0, 40)
+	var out, gets atomic.Int64
+	ch := serveBatches(t, a, &out, &gets)
+	recv := func(round, k int) {
+		t.Helper()
+		next := make([]int, len(senders))
+		for range k * len(senders) {
+			var p pkt
+			select {
+			case p = <-ch:
+			case <-time.After(5 * time.Second):
+				t.Fatalf("round %d: datagrams missing, got %v", round, next)
+			}
+			var r, i, j int
+			if _, err := fmt.Sscanf(string(p.data), "%d/%d/%d", &r, &i, &j); err != nil || r != round || i < 0 || i >= len(senders) {
+				t.Fatalf("round %d: unexpected %q (%+v)", round, p.data, p.Packet)
+			}
+			if j != next[i] {
+				t.Fatalf("sender %d: datagram %d, want %d", i, j, next[i])
+			}
+			if from := p.From.AddrPort(); from != senders[i].LocalAddr().(*net.UDPAddr).AddrPort() {
+				t.Fatalf("sender %d: from %v", i, from)
+			}
+			next[i]++
+		}
+	}
+	recv(0, 40)
+	for round := 1; round <= 20; round++ {
+		if round == 11 {
+			// One datagram at a time: one read each, none that finds
+			// the queue empty.
+			before := gets.Load()
+			for k := range 30 {
+				senders[0].WriteToUDPAddrPort(fmt.Appendf(nil, "ping %d", k), relay.AddrPort())
+				select {
+				case p := <-ch:
+					if string(p.data) != fmt.Sprintf("ping %d", k) {
+						t.Fatalf("got %q", p.data)
+					}
+				case <-time.After(5 * time.Second):
+					t.Fatal("ping lost")
+				}
+				for out.Load() != 0 {
+					time.Sleep(time.Millisecond)
+				}
+			}
+			if reads := gets.Load() - before; reads > 32 {
+				t.Errorf("%d reads for 30 datagrams one at a time", reads)
+			}
+		}
+		// The reader waits, holding no buffer.
+		deadline := time.Now().Add(2 * time.Second)
+		for out.Load() != 0 && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
+		if n := out.Load(); n != 0 {
+			t.Fatalf("round %d: a waiting reader holds %d batches", round, n)
+		}
+		send(round, round%3+1)
+		recv(round, round%3+1)
+	}
+	select {
+	case p := <-ch:
+		t.Fatalf("unexpected extra packet %+v %q", p.Packet, p.data)
+	case <-time.After(50 * time.Millisecond):
+	}
+}
+
+// ICMP errors come through ServePackets as they do through ReadFrom, mixed
+// with datagrams.
+func TestServePacketsPortUnreachable(t *testing.T) {
+	echo := newUDPEcho(t, "udp4", "127.0.0.1:0")
+	closed := newUDPSink(t, "udp4", "127.0.0.1:0")
+	dead := closed.gw()
+	closed.pc.Close()
+	b := newBackend(t, Config{}, Options{})
+	a := associate(t, b, &gateway.AssocRequest{Family: 4, Policy: loopback})
+	var out, gets atomic.Int64
+	ch := serveBatches(t, a, &out, &gets)
+	const rounds = 20
+	sentDead, sentEcho := 0, 0
+	for i := range rounds {
+		if a.WriteTo([]byte{byte(i)}, dead, gateway.DatagramMeta{}) == nil {
+			sentDead++
+		}
+		if a.WriteTo([]byte{byte(i)}, echo.gw(), gateway.DatagramMeta{}) == nil {
+			sentEcho++
+		}
+	}
+	if sentDead < rounds*3/4 || sentEcho < rounds*3/4 {
+		t.Fatalf("only %d and %d of %d datagrams sent", sentDead, sentEcho, rounds)
+	}
+	icmps, echoes := 0, 0
+	timeout := time.After(5 * time.Second)
+	for icmps < sentDead || echoes < sentEcho {
+		select {
+		case p := <-ch:
+			switch p.Kind {
+			case gateway.PacketICMP:
+				icmps++
+				want := gateway.ICMPError{Type: 3, Code: 3, Dest: dead.AddrPort(), Reporter: dead.IP}
+				if p.ICMP != want {
+					t.Fatalf("ICMP %+v, want %+v", p.ICMP, want)
+				}
+			default:
+				echoes++
+			}
+		case <-timeout:
+			t.Fatalf("%d ICMP errors of %d and %d echoes of %d", icmps, sentDead, echoes, sentEcho)
+		}
+	}
+}
+
+// Closing an association whose ServePackets callback waits for the closer
+// (here: a lock the closer holds) does not deadlock: the socket closes once
+// the callback returns. So does closing it from inside the callback.
+func TestServePacketsCloseFromCallback(t *testing.T) {
+	b := newBackend(t, Config{}, Options{Own: gateway.NewOwnAddrs()})
+	for _, inside := range []bool{false, true} {
+		t.Run(fmt.Sprint("inside=", inside), func(t *testing.T) {
+			a := associate(t, b, &gateway.AssocRequest{Family: 4, Policy: loopback})
+			relay, _ := a.RelayAddr()
+			var mu sync.Mutex
+			entered := make(chan struct{}, 1)
+			done := make(chan error, 1)
+			bufs := [][]byte{make([]byte, 2048), make([]byte, 2048)}
+			go func() {
+				done <- a.ServePackets(func() [][]byte { return bufs }, func() {}, func(int, gateway.Packet) {
+					select {
+					case entered <- struct{}{}:
+					default:
+					}
+					if inside {
+						a.Close()
+						return
+					}
+					mu.Lock() // held by the closer
+					mu.Unlock()
+				})
+			}()
+			c, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(relay.AddrPort()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if !inside {
+				mu.Lock()
+			}
+			c.Write([]byte("x"))
+			select {
+			case <-entered:
+			case <-time.After(5 * time.Second):
+				t.Fatal("no datagram")
+			}
+			if !inside {
+				closed := make(chan struct{})
+				go func() { a.Close(); close(closed) }()
+				select {
+				case <-closed:
+				case <-time.After(5 * time.Second):
+					t.Fatal("Close waits for the callback that waits for Close's caller")
+				}
+				mu.Unlock()
+			}
+			select {
+			case err := <-done:
+				if !errors.Is(err, net.ErrClosed) {
+					t.Fatalf("ServePackets ended with %v", err)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("ServePackets did not end")
+			}
+			// The socket is closed and its port released soon after.
+			deadline := time.Now().Add(5 * time.Second)
+			for {
+				pc, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(relay.AddrPort()))
+				if err == nil {
+					pc.Close()
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("port still bound: %v", err)
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+		})
+	}
+}

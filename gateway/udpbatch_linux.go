@@ -1,0 +1,177 @@
+//go:build linux
+
+package gateway
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"os"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// Reading datagrams in batches, inside the poller's read callback.
+//
+// A plain ReadFrom loop makes one system call too many per wake-up: Go's
+// poller forgets the socket's readiness at the start of every read, so each
+// read that returns a datagram is followed by one that finds the queue empty
+// before the goroutine can wait. ServeUDP and MsgBatch avoid it: recvmmsg(2)
+// reads up to a batch of datagrams and stops at the first "would block", so
+// a batch shorter than its capacity has drained the queue, and the reader
+// waits at once, still inside the same RawConn.Read. The kernel signals a
+// UDP socket when its queue turns non-empty (and on every error), so a
+// drained queue that fills again always wakes the reader.
+
+// mmsghdr is struct mmsghdr of recvmmsg(2); Go pads it as C does.
+type mmsghdr struct {
+	Hdr unix.Msghdr
+	Len uint32
+}
+
+// MsgBatch holds the message headers, source addresses and control buffers
+// of one recvmmsg(2) of up to its capacity datagrams. Not for concurrent use.
+type MsgBatch struct {
+	hdrs  []mmsghdr
+	iovs  []unix.Iovec
+	names []unix.RawSockaddrInet6
+	oob   []byte
+	oobN  int
+}
+
+// NewMsgBatch makes headers for batches of up to n datagrams, each with
+// oobSize bytes for control messages.
+func NewMsgBatch(n, oobSize int) *MsgBatch {
+	oobSize = (oobSize + 7) &^ 7
+	return &MsgBatch{
+		hdrs:  make([]mmsghdr, n),
+		iovs:  make([]unix.Iovec, n),
+		names: make([]unix.RawSockaddrInet6, n),
+		oob:   make([]byte, max(n*oobSize, 8)),
+		oobN:  oobSize,
+	}
+}
+
+// Cap is the most datagrams one Recv reads.
+func (m *MsgBatch) Cap() int { return len(m.hdrs) }
+
+// Recv is one recvmmsg(2) on fd into bufs (at most Cap of them) with
+// flags (MSG_DONTWAIT is added). It returns how many datagrams it read; a
+// count below len(bufs) means the queue was empty (or an error is pending,
+// which the kernel reports on the next read).
+func (m *MsgBatch) Recv(fd uintptr, bufs [][]byte, flags int) (int, syscall.Errno) {
+	k := min(len(bufs), len(m.hdrs))
+	if k == 0 {
+		return 0, unix.EINVAL
+	}
+	for i := 0; i < k; i++ {
+		h := &m.hdrs[i]
+		h.Hdr = unix.Msghdr{
+			Name:    (*byte)(unsafe.Pointer(&m.names[i])),
+			Namelen: unix.SizeofSockaddrInet6,
+			Iov:     &m.iovs[i],
+		}
+		h.Hdr.SetIovlen(1)
+		h.Len = 0
+		if m.oobN > 0 {
+			h.Hdr.Control = &m.oob[i*m.oobN]
+			h.Hdr.SetControllen(m.oobN)
+		}
+		m.iovs[i].Base = nil
+		if len(bufs[i]) > 0 {
+			m.iovs[i].Base = &bufs[i][0]
+		}
+		m.iovs[i].SetLen(len(bufs[i]))
+	}
+	n, _, errno := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&m.hdrs[0])), uintptr(k), uintptr(flags|unix.MSG_DONTWAIT), 0, 0)
+	for i := 0; i < k; i++ {
+		m.iovs[i].Base = nil // keep no lent buffer alive
+	}
+	if errno != 0 {
+		return 0, errno
+	}
+	return int(n), 0
+}
+
+// N is the length of datagram i of the last Recv (truncated to its buffer).
+func (m *MsgBatch) N(i int) int { return int(m.hdrs[i].Len) }
+
+// From is the source of datagram i of the last Recv.
+func (m *MsgBatch) From(i int) netip.AddrPort { return SockaddrAddrPort(&m.names[i]) }
+
+// OOB is the control messages of datagram i of the last Recv.
+func (m *MsgBatch) OOB(i int) []byte {
+	if m.oobN == 0 {
+		return nil
+	}
+	l := min(int(m.hdrs[i].Hdr.Controllen), m.oobN)
+	return m.oob[i*m.oobN : i*m.oobN+l]
+}
+
+// SockaddrAddrPort reads a sockaddr_in or sockaddr_in6 (IPv4-mapped
+// addresses unmapped, no zone); the zero AddrPort for other families.
+func SockaddrAddrPort(sa *unix.RawSockaddrInet6) netip.AddrPort {
+	port := func(p *uint16) uint16 {
+		b := (*[2]byte)(unsafe.Pointer(p))
+		return uint16(b[0])<<8 | uint16(b[1])
+	}
+	switch sa.Family {
+	case unix.AF_INET:
+		sa4 := (*unix.RawSockaddrInet4)(unsafe.Pointer(sa))
+		return netip.AddrPortFrom(netip.AddrFrom4(sa4.Addr), port(&sa4.Port))
+	case unix.AF_INET6:
+		return netip.AddrPortFrom(netip.AddrFrom16(sa.Addr).Unmap(), port(&sa.Port))
+	}
+	return netip.AddrPort{}
+}
+
+// ServeUDP reads c's datagrams in batches into buffers from get, and calls
+// fn for each with the index of its buffer, the part of it the datagram
+// filled, its source and its control messages (up to oobSize bytes), until
+// reading fails: c closed (net.ErrClosed), its read deadline expired, or ctx
+// done. get lends the buffers while the socket is readable; put takes them
+// back before the reader waits. Every call runs inside one read of the
+// poller (see MsgBatch): fn must not wait for long, and must not close c.
+func ServeUDP(ctx context.Context, c *net.UDPConn, get func() [][]byte, put func(), oobSize int, fn func(i int, b []byte, from netip.AddrPort, oob []byte)) error {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var m *MsgBatch
+	var rerr error
+	read := func(fd uintptr) bool {
+		for {
+			if rerr = ctx.Err(); rerr != nil {
+				return true
+			}
+			bufs := get()
+			if m == nil || m.Cap() < len(bufs) {
+				m = NewMsgBatch(len(bufs), oobSize)
+			}
+			n, errno := m.Recv(fd, bufs, 0)
+			for i := 0; i < n; i++ {
+				fn(i, bufs[i][:min(m.N(i), len(bufs[i]))], m.From(i), m.OOB(i))
+			}
+			put()
+			switch errno {
+			case 0:
+			case unix.EINTR:
+				continue
+			case unix.EAGAIN:
+				return false
+			default:
+				rerr = os.NewSyscallError("recvmmsg", errno)
+				return true
+			}
+			if n < len(bufs) {
+				return false // drained: wait for the next datagram
+			}
+		}
+	}
+	if err := rc.Read(read); err != nil {
+		return err
+	}
+	return rerr
+}
