@@ -203,15 +203,21 @@ type PacketServer interface {
 // read fails, with buffers from p: buf is the whole buffer a datagram was
 // read into (p's head room, then the datagram), nil for an ICMP error. It
 // reads in batches where a is a PacketServer, else one ReadLazy at a time.
-// fn must not keep buf, wait for long, or close a.
-func ServePackets(a Association, p *BufPool, fn func(buf []byte, pkt Packet)) error {
+// flush, when not nil, runs after each batch, while its buffers are still
+// lent: fn may keep buf until then (to send a batch at once), but must not
+// wait for long or close a.
+func ServePackets(a Association, p *BufPool, fn func(buf []byte, pkt Packet), flush func()) error {
 	inner := a
 	if t, ok := a.(*trackedAssoc); ok {
 		inner = t.Association // the Runtime's wrapper only counts
 	}
 	if ps, ok := inner.(PacketServer); ok {
 		l := p.BatchLender()
-		return ps.ServePackets(l.Get, l.Put, func(i int, pkt Packet) { fn(l.Buf(i), pkt) })
+		put := l.Put
+		if flush != nil {
+			put = func() { flush(); l.Put() }
+		}
+		return ps.ServePackets(l.Get, put, func(i int, pkt Packet) { fn(l.Buf(i), pkt) })
 	}
 	l := p.Lender()
 	defer l.Put(nil)
@@ -226,6 +232,9 @@ func ServePackets(a Association, p *BufPool, fn func(buf []byte, pkt Packet)) er
 			buf = l.Buf()
 		}
 		fn(buf, pkt)
+		if flush != nil {
+			flush()
+		}
 	}
 }
 

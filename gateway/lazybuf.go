@@ -49,8 +49,9 @@ func (l *Lender) Buf() []byte {
 	return *l.cur
 }
 
-// batchSize is how many buffers a batch lender lends at once.
-const batchSize = 4
+// ReadBatch is how many buffers a batch lender lends at once: the most
+// datagrams a reader reads, and ServePackets hands over, between flushes.
+const ReadBatch = 4
 
 // BatchLender lends a reader batches of a pool's buffers (ServeUDP,
 // PacketServer). Not for concurrent use.
@@ -62,13 +63,13 @@ type BatchLender struct {
 
 // BatchLender returns a lender of batches of p's buffers.
 func (p *BufPool) BatchLender() *BatchLender {
-	return &BatchLender{p: p, cur: make([]*[]byte, 0, batchSize), data: make([][]byte, 0, batchSize)}
+	return &BatchLender{p: p, cur: make([]*[]byte, 0, ReadBatch), data: make([][]byte, 0, ReadBatch)}
 }
 
 // Get takes a batch: the parts of the buffers after the head room.
 func (l *BatchLender) Get() [][]byte {
 	l.Put()
-	for i := 0; i < batchSize; i++ {
+	for i := 0; i < ReadBatch; i++ {
 		b := l.p.pool.Get().(*[]byte)
 		l.cur = append(l.cur, b)
 		l.data = append(l.data, (*b)[l.p.head:])

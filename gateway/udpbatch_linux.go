@@ -175,3 +175,113 @@ func ServeUDP(ctx context.Context, c *net.UDPConn, get func() [][]byte, put func
 	}
 	return rerr
 }
+
+// SendBatch gathers datagrams to one destination, with the same control
+// messages, and sends them with one sendmmsg(2). Not for concurrent use.
+type SendBatch struct {
+	hdrs []mmsghdr
+	iovs []unix.Iovec
+	msgs [][]byte
+	name unix.RawSockaddrInet6
+}
+
+// NewSendBatch makes a batch of up to n datagrams.
+func NewSendBatch(n int) *SendBatch {
+	return &SendBatch{hdrs: make([]mmsghdr, n), iovs: make([]unix.Iovec, n), msgs: make([][]byte, 0, n)}
+}
+
+// Add adds b (kept until Send) and reports whether the batch is now full.
+func (s *SendBatch) Add(b []byte) (full bool) {
+	s.msgs = append(s.msgs, b)
+	return len(s.msgs) == cap(s.msgs)
+}
+
+// Len is how many datagrams wait.
+func (s *SendBatch) Len() int { return len(s.msgs) }
+
+// Msg is waiting datagram i.
+func (s *SendBatch) Msg(i int) []byte { return s.msgs[i] }
+
+// Reset forgets the waiting datagrams.
+func (s *SendBatch) Reset() {
+	clear(s.msgs)
+	s.msgs = s.msgs[:0]
+}
+
+// Send sends the waiting datagrams to dst (an IPv4 dst of an IPv6 socket
+// IPv4-mapped) with control messages oob, waiting for
+// room in the send buffer like a UDPConn write. It returns how many it sent:
+// on an error, datagrams from that one on were not sent, and stay in the
+// batch until Reset.
+func (s *SendBatch) Send(c *net.UDPConn, dst netip.AddrPort, oob []byte) (int, error) {
+	k := len(s.msgs)
+	if k == 0 {
+		return 0, nil
+	}
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	if la, ok := c.LocalAddr().(*net.UDPAddr); ok && la.IP.To4() == nil && dst.Addr().Is4() {
+		dst = netip.AddrPortFrom(netip.AddrFrom16(dst.Addr().As16()), dst.Port())
+	}
+	namelen := putSockaddr(&s.name, dst)
+	for i, b := range s.msgs {
+		h := &s.hdrs[i]
+		h.Hdr = unix.Msghdr{Name: (*byte)(unsafe.Pointer(&s.name)), Namelen: namelen, Iov: &s.iovs[i]}
+		h.Hdr.SetIovlen(1)
+		if len(oob) > 0 {
+			h.Hdr.Control = &oob[0]
+			h.Hdr.SetControllen(len(oob))
+		}
+		s.iovs[i].Base = nil
+		if len(b) > 0 {
+			s.iovs[i].Base = &b[0]
+		}
+		s.iovs[i].SetLen(len(b))
+	}
+	sent := 0
+	var errno syscall.Errno
+	werr := rc.Write(func(fd uintptr) bool {
+		for sent < k {
+			n, _, e := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&s.hdrs[sent])), uintptr(k-sent), 0, 0, 0)
+			switch e {
+			case 0:
+				sent += int(n)
+			case unix.EINTR:
+			case unix.EAGAIN:
+				return false
+			default:
+				errno = e
+				return true
+			}
+		}
+		return true
+	})
+	for i := range k {
+		s.iovs[i].Base = nil
+		s.hdrs[i].Hdr.Control = nil
+	}
+	if werr != nil {
+		return sent, werr
+	}
+	if errno != 0 {
+		return sent, &net.OpError{Op: "write", Net: "udp", Addr: net.UDPAddrFromAddrPort(dst), Err: os.NewSyscallError("sendmmsg", errno)}
+	}
+	return sent, nil
+}
+
+// putSockaddr writes dst to sa: a sockaddr_in for IPv4, else a
+// sockaddr_in6; it returns the length.
+func putSockaddr(sa *unix.RawSockaddrInet6, dst netip.AddrPort) uint32 {
+	port := [2]byte{byte(dst.Port() >> 8), byte(dst.Port())}
+	if dst.Addr().Is4() {
+		sa4 := (*unix.RawSockaddrInet4)(unsafe.Pointer(sa))
+		*sa4 = unix.RawSockaddrInet4{Family: unix.AF_INET, Addr: dst.Addr().As4()}
+		*(*[2]byte)(unsafe.Pointer(&sa4.Port)) = port
+		return unix.SizeofSockaddrInet4
+	}
+	*sa = unix.RawSockaddrInet6{Family: unix.AF_INET6, Addr: dst.Addr().As16()}
+	*(*[2]byte)(unsafe.Pointer(&sa.Port)) = port
+	return unix.SizeofSockaddrInet6
+}

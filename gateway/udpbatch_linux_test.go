@@ -235,3 +235,60 @@ func TestMsgBatchOOBAndTruncation(t *testing.T) {
 		}
 	}
 }
+
+// SendBatch sends its datagrams in order with one call, maps IPv4
+// destinations for an IPv6 socket, and stops at a datagram the kernel
+// refuses, reporting how many went out.
+func TestSendBatch(t *testing.T) {
+	r := listenUDP4(t)
+	recv := func(want ...string) {
+		t.Helper()
+		buf := make([]byte, 2048)
+		for _, w := range want {
+			r.SetReadDeadline(time.Now().Add(5 * time.Second))
+			n, err := r.Read(buf)
+			if err != nil || string(buf[:n]) != w {
+				t.Fatalf("got %q (%v), want %q", buf[:n], err, w)
+			}
+		}
+	}
+	v4 := listenUDP4(t)
+	dual, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv6unspecified})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dual.Close()
+	sb := NewSendBatch(4)
+	for _, c := range []*net.UDPConn{v4, dual} {
+		if sb.Add([]byte("one")) || sb.Add([]byte("two")) || sb.Add([]byte("three")) {
+			t.Fatal("full before its capacity")
+		}
+		if !sb.Add([]byte("four")) {
+			t.Fatal("not full at its capacity")
+		}
+		n, err := sb.Send(c, addrOf(r), nil)
+		if n != 4 || err != nil {
+			t.Fatalf("%v: sent %d: %v", c.LocalAddr(), n, err)
+		}
+		sb.Reset()
+		if sb.Len() != 0 {
+			t.Fatal("Reset kept datagrams")
+		}
+		recv("one", "two", "three", "four")
+	}
+	sb.Add([]byte("a"))
+	sb.Add([]byte("b"))
+	sb.Add(make([]byte, 70000)) // larger than any UDP datagram
+	sb.Add([]byte("c"))
+	n, err := sb.Send(v4, addrOf(r), nil)
+	if n != 2 || err == nil || len(sb.Msg(n)) != 70000 {
+		t.Fatalf("sent %d (%v), want 2 and an error", n, err)
+	}
+	recv("a", "b")
+	sb.Reset()
+	v4.Close()
+	sb.Add([]byte("x"))
+	if n, err := sb.Send(v4, addrOf(r), nil); n != 0 || !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("on a closed socket: %d, %v", n, err)
+	}
+}

@@ -207,7 +207,7 @@ func (a *association) ServePackets(get func() [][]byte, put func(), fn func(i in
 var msgBatches = sync.Pool{New: func() any { return gateway.NewMsgBatch(serveBatch, oobSize) }}
 
 // serveBatch is the most datagrams ServePackets reads at once.
-const serveBatch = 4
+const serveBatch = gateway.ReadBatch
 
 // serveOnce is ServePackets' RawConn.Read callback: it hands over what the
 // socket has and returns false to wait when the queue is drained, true when

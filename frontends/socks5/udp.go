@@ -186,11 +186,29 @@ func (u *udpAssoc) clientToRemote() (bytes int64) {
 }
 
 // remoteToClient relays datagrams from remote hosts to the client with a
-// SOCKS 5 UDP header. ICMP errors cannot be expressed in SOCKS 5: they are
-// counted and logged, and the association goes on.
+// SOCKS 5 UDP header, those of one read batch with one sendmmsg. ICMP
+// errors cannot be expressed in SOCKS 5: they are counted and logged, and
+// the association goes on.
 func (u *udpAssoc) remoteToClient() (bytes int64) {
 	// The 64 KiB buffers come from a pool only while datagrams are being
 	// read and relayed: an idle association holds none.
+	sb := gateway.NewSendBatch(gateway.ReadBatch)
+	var sizes [gateway.ReadBatch]int
+	var to netip.AddrPort
+	flush := func() {
+		if sb.Len() == 0 {
+			return
+		}
+		n, err := sb.Send(u.pc, to, nil)
+		if err != nil && !isTransient(err) {
+			u.s.conn.Close() // the relay socket is gone: end the association
+		}
+		for i := range n {
+			inc(u.c.down)
+			bytes += int64(sizes[i])
+		}
+		sb.Reset()
+	}
 	relay := func(buf []byte, pkt gateway.Packet) {
 		if pkt.Kind == gateway.PacketICMP {
 			inc(u.c.icmp)
@@ -212,16 +230,14 @@ func (u *udpAssoc) remoteToClient() (bytes int64) {
 			return
 		}
 		u.last.Store(time.Now().UnixNano())
-		to := netip.AddrPortFrom(u.clientIP, uint16(port))
-		if _, err := u.pc.WriteToUDPAddrPort(buf[start:s5.MaxUDPHeaderLen+pkt.N], to); err != nil && !isTransient(err) {
-			u.s.conn.Close() // the relay socket is gone: end the association
-			return
+		to = netip.AddrPortFrom(u.clientIP, uint16(port))
+		sizes[sb.Len()] = pkt.N
+		if sb.Add(buf[start : s5.MaxUDPHeaderLen+pkt.N]) {
+			flush()
 		}
-		inc(u.c.down)
-		bytes += int64(pkt.N)
 	}
 	for {
-		err := gateway.ServePackets(u.assoc, remoteBufs, relay)
+		err := gateway.ServePackets(u.assoc, remoteBufs, relay, flush)
 		if errors.Is(err, net.ErrClosed) || !isTransient(err) {
 			u.s.conn.Close()
 			return bytes

@@ -112,7 +112,17 @@ func unixCmsg(m unix.SocketControlMessage) []byte {
 // ones (and a v4-mapped IPV6_PKTINFO source) for IPv4 destinations.
 func (e *udpEndpoint) writeTo(b []byte, to netip.AddrPort, local netip.Addr, ttl, tos int) error {
 	var oobBuf [128]byte
-	oob := oobBuf[:0]
+	oob := e.appendOOB(oobBuf[:0], to, local, ttl, tos)
+	_, _, err := e.pc.WriteMsgUDPAddrPort(b, oob, e.dest(to))
+	if err != nil && errors.Is(err, unix.EINVAL) && len(oob) > 0 {
+		_, err = e.pc.WriteToUDPAddrPort(b, e.dest(to))
+	}
+	return err
+}
+
+// appendOOB appends the control messages of a datagram to a client (see
+// writeTo).
+func (e *udpEndpoint) appendOOB(oob []byte, to netip.AddrPort, local netip.Addr, ttl, tos int) []byte {
 	v4 := to.Addr().Unmap().Is4()
 	if e.wildcard && local.IsValid() {
 		if v4 {
@@ -124,12 +134,13 @@ func (e *udpEndpoint) writeTo(b []byte, to netip.AddrPort, local netip.Addr, ttl
 	if ttl >= 0 || tos >= 0 {
 		oob = gateway.AppendIPCmsg(oob, !v4, ttl, tos)
 	}
-	if e.v6 && v4 {
-		to = netip.AddrPortFrom(netip.AddrFrom16(to.Addr().As16()), to.Port())
+	return oob
+}
+
+// dest is to as the socket addresses it: IPv4-mapped on a dual-stack one.
+func (e *udpEndpoint) dest(to netip.AddrPort) netip.AddrPort {
+	if e.v6 && to.Addr().Unmap().Is4() {
+		return netip.AddrPortFrom(netip.AddrFrom16(to.Addr().As16()), to.Port())
 	}
-	_, _, err := e.pc.WriteMsgUDPAddrPort(b, oob, to)
-	if err != nil && errors.Is(err, unix.EINVAL) && len(oob) > 0 {
-		_, err = e.pc.WriteToUDPAddrPort(b, to)
-	}
-	return err
+	return to
 }

@@ -28,3 +28,11 @@ func (e *udpEndpoint) oobSize() int { return 0 }
 
 // localOf is the local address a datagram was sent to: unknown here.
 func (e *udpEndpoint) localOf([]byte) netip.Addr { return netip.Addr{} }
+
+// appendOOB appends nothing: no per-datagram control here.
+func (e *udpEndpoint) appendOOB(oob []byte, _ netip.AddrPort, _ netip.Addr, _, _ int) []byte {
+	return oob
+}
+
+// dest is to.
+func (e *udpEndpoint) dest(to netip.AddrPort) netip.AddrPort { return to }

@@ -325,11 +325,26 @@ func (a *association) fromClient(m *s6.UDPMessage) int64 {
 }
 
 // fromRemote relays datagrams and ICMP errors from the backend to the
-// client's mapped channel.
+// client's mapped channel. Datagrams to a UDP channel go out in batches:
+// those of one read batch with one sendmmsg.
 func (a *association) fromRemote() (down int64) {
 	// The 64 KiB buffers come from a pool only while datagrams are being
 	// read and relayed: an idle association holds none.
 	var ebuf [64]byte
+	var sb *gateway.SendBatch
+	var sizes [downBatch]int // payload sizes of the datagrams in sb
+	flush := func() {
+		if sb == nil {
+			return
+		}
+		n := a.udpEP.sendBatch(sb, a.udpPeer, a.udpLocal, a.ttl, a.tos)
+		for i := range n {
+			count(a.c, func(c *assocCounters) prometheus.Counter { return c.down })
+			down += int64(sizes[i])
+		}
+		sendBatches.Put(sb)
+		sb = nil
+	}
 	relay := func(buf []byte, pkt gateway.Packet) {
 		if pkt.Kind == gateway.PacketICMP {
 			if !a.icmp {
@@ -342,6 +357,7 @@ func (a *association) fromRemote() (down int64) {
 				return
 			}
 			b, err := s6.AppendUDPMessage(ebuf[:0], &msg)
+			flush() // in order
 			if err == nil && a.toClient(b) {
 				count(a.c, func(c *assocCounters) prometheus.Counter { return c.icmpReported })
 			}
@@ -359,13 +375,24 @@ func (a *association) fromRemote() (down int64) {
 			return
 		}
 		a.last.Store(time.Now().UnixNano())
-		if a.toClient(buf[start : headRoom+pkt.N]) {
+		msg := buf[start : headRoom+pkt.N]
+		if a.mapped.load() == chanUDP {
+			if sb == nil {
+				sb = sendBatches.Get().(*gateway.SendBatch)
+			}
+			sizes[sb.Len()] = pkt.N
+			if sb.Add(msg) {
+				flush()
+			}
+			return
+		}
+		if a.toClient(msg) {
 			count(a.c, func(c *assocCounters) prometheus.Counter { return c.down })
 			down += int64(pkt.N)
 		}
 	}
 	for {
-		err := gateway.ServePackets(a.assoc, remoteBufs, relay)
+		err := gateway.ServePackets(a.assoc, remoteBufs, relay, flush)
 		if errors.Is(err, net.ErrClosed) {
 			a.close()
 			return down
@@ -376,6 +403,31 @@ func (a *association) fromRemote() (down int64) {
 		default:
 		}
 	}
+}
+
+// downBatch is the most datagrams sent to a client at once.
+const downBatch = 8
+
+// sendBatches are the batches of datagrams to clients being gathered.
+var sendBatches = sync.Pool{New: func() any { return gateway.NewSendBatch(downBatch) }}
+
+// sendBatch sends the datagrams of sb to a client as writeTo would, and
+// empties sb; it returns how many of them were sent.
+func (e *udpEndpoint) sendBatch(sb *gateway.SendBatch, to netip.AddrPort, local netip.Addr, ttl, tos int) int {
+	var oobBuf [128]byte
+	oob := e.appendOOB(oobBuf[:0], to, local, ttl, tos)
+	n, err := sb.Send(e.pc, e.dest(to), oob)
+	if err != nil {
+		// From the failed one on, one at a time (writeTo retries
+		// without control messages the kernel refuses).
+		for i := n; i < sb.Len(); i++ {
+			if e.writeTo(sb.Msg(i), to, local, ttl, tos) == nil {
+				n++
+			}
+		}
+	}
+	sb.Reset()
+	return n
 }
 
 // toClient sends one message on the mapped channel; it reports whether it

@@ -263,7 +263,7 @@ func (a *allocation) readLoop(r *relay) {
 		a.toClient(buf, rng, netip.AddrPortFrom(from.Addr().Unmap(), from.Port()), pkt.N)
 	}
 	for {
-		err := gateway.ServePackets(r.assoc, relayBufs, relay)
+		err := gateway.ServePackets(r.assoc, relayBufs, relay, nil)
 		if errors.Is(err, net.ErrClosed) || r.closed.Load() {
 			return
 		}
