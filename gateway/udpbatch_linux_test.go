@@ -183,7 +183,9 @@ func TestServeUDP(t *testing.T) {
 	}
 
 	// Close ends it with net.ErrClosed.
-	go func() { done <- ServeUDP(context.Background(), c, l.get, l.put, 0, func(int, []byte, netip.AddrPort, []byte) {}) }()
+	go func() {
+		done <- ServeUDP(context.Background(), c, l.get, l.put, 0, func(int, []byte, netip.AddrPort, []byte) {})
+	}()
 	time.Sleep(20 * time.Millisecond)
 	c.Close()
 	select {
