@@ -2,11 +2,14 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 )
 
@@ -118,6 +121,7 @@ func writeGroup(w io.Writer, name string, rs []*Result, refs []string) {
 	if !ok {
 		return
 	}
+	rs, rounds := medians(rs, h.metric)
 	var ref *Result
 	for _, want := range refs {
 		for _, r := range rs {
@@ -167,6 +171,9 @@ func writeGroup(w io.Writer, name string, rs []*Result, refs []string) {
 		if h.extra != nil {
 			extra = h.extra(r)
 		}
+		if rd := rounds[r]; rd.n > 1 {
+			extra += fmt.Sprintf("; median of %d (%s to %s)", rd.n, h.format(rd.min), h.format(rd.max))
+		}
 		if r.Errors > 0 {
 			extra += fmt.Sprintf(" (%d errors)", r.Errors)
 		}
@@ -187,6 +194,85 @@ func writeGroup(w io.Writer, name string, rs []*Result, refs []string) {
 		fmt.Fprintf(w, " %s | %s | %s | %s | %.1f |\n", extra, cpuS, per, cpuRatio, r.Load1)
 	}
 	fmt.Fprintln(w)
+}
+
+// roundsOf is how many runs a row's figures are the median of, and the range
+// of the headline figure.
+type roundsOf struct {
+	n        int
+	min, max float64
+}
+
+// medians merges the runs of each label (the load repeated in rounds, to
+// even out a shared machine): one row per label, in the order labels first
+// appear, with the median of the headline metric and, separately, the
+// median server CPU-seconds and CPU per unit; the other details are those
+// of the run whose headline figure is the median.
+func medians(rs []*Result, metric string) ([]*Result, map[*Result]roundsOf) {
+	var order []string
+	by := map[string][]*Result{}
+	for _, r := range rs {
+		if _, ok := by[r.Label]; !ok {
+			order = append(order, r.Label)
+		}
+		by[r.Label] = append(by[r.Label], r)
+	}
+	out := make([]*Result, 0, len(order))
+	rounds := map[*Result]roundsOf{}
+	for _, l := range order {
+		runs := by[l]
+		if len(runs) == 1 || l == "" {
+			out = append(out, runs...)
+			continue
+		}
+		sorted := slices.Clone(runs)
+		slices.SortStableFunc(sorted, func(a, b *Result) int { return cmp.Compare(a.Metrics[metric], b.Metrics[metric]) })
+		mid := *sorted[len(sorted)/2]
+		mid.Metrics = maps.Clone(mid.Metrics)
+		mid.Metrics[metric] = median(runs, func(r *Result) (float64, bool) { v, ok := r.Metrics[metric]; return v, ok })
+		if mid.Server != nil {
+			srv := *mid.Server
+			srv.CPUSeconds = median(runs, func(r *Result) (float64, bool) {
+				if r.Server == nil {
+					return 0, false
+				}
+				return r.Server.CPUSeconds, true
+			})
+			if v := median(runs, func(r *Result) (float64, bool) { v, _ := cpuPer(r); return v, v > 0 }); v > 0 {
+				switch {
+				case srv.CPUPerGiB != nil:
+					srv.CPUPerGiB = &v
+				case srv.CPUPer1kConn != nil:
+					srv.CPUPer1kConn = &v
+				case srv.CPUPerMDgram != nil:
+					srv.CPUPerMDgram = &v
+				}
+			}
+			mid.Server = &srv
+		}
+		rounds[&mid] = roundsOf{n: len(runs), min: sorted[0].Metrics[metric], max: sorted[len(sorted)-1].Metrics[metric]}
+		out = append(out, &mid)
+	}
+	return out, rounds
+}
+
+// median is the median of the values f finds (the mean of the middle two
+// for an even count), 0 when there are none.
+func median(rs []*Result, f func(*Result) (float64, bool)) float64 {
+	var vs []float64
+	for _, r := range rs {
+		if v, ok := f(r); ok {
+			vs = append(vs, v)
+		}
+	}
+	if len(vs) == 0 {
+		return 0
+	}
+	slices.Sort(vs)
+	if len(vs)%2 == 1 {
+		return vs[len(vs)/2]
+	}
+	return (vs[len(vs)/2-1] + vs[len(vs)/2]) / 2
 }
 
 // cpuPer returns the server CPU-seconds per unit of work and the unit.

@@ -11,6 +11,9 @@
 #   PIN=0|1        pin servers to CPU 0 and the load to CPU 1 with taskset (default 1)
 #   PROFILE=0|1    save sixgate CPU profiles of the thru, connrate and udp runs (default 0)
 #   QUICK=0|1      shorter runs
+#   ROUNDS=N       repeat each throughput, connection, UDP and TURN table N
+#                  times, peers interleaved, and report medians (default 3;
+#                  1 with QUICK=1)
 #
 # Peers: direct loopback, armon/go-socks5 and pion/turn v2 (tiny programs in
 # this folder, built from the module cache), Dante's danted and coturn's
@@ -28,6 +31,7 @@ RESULTS_MD=${RESULTS_MD:-$ROOT/examples/benchmarks/RESULTS.md}
 PIN=${PIN:-1}
 PROFILE=${PROFILE:-0}
 QUICK=${QUICK:-0}
+ROUNDS=${ROUNDS:-$([ "$QUICK" = 1 ] && echo 1 || echo 3)}
 mkdir -p "$OUT/bin" "$OUT/logs" "$OUT/prof"
 chmod 755 "$OUT" "$OUT/logs"
 RES=$OUT/results.jsonl
@@ -84,7 +88,7 @@ fi
 if [ "$QUICK" = 1 ]; then
   THRU_D=2s CONN_N=1000 UDP_D=2s TTFB_N=5 UC_N=200 IDLE_K=$(( IDLE_K < 2000 ? IDLE_K : 2000 )) IDLE_U=500
 else
-  THRU_D=8s CONN_N=5000 UDP_D=6s TTFB_N=30 UC_N=1000
+  THRU_D=6s CONN_N=5000 UDP_D=6s TTFB_N=30 UC_N=1000
 fi
 
 # --- process bookkeeping -------------------------------------------------------
@@ -130,7 +134,8 @@ FAILED=0
 bench() {
   local label=$1 sub=$2
   shift 2
-  echo "sixgate-bench $sub -label $label $*" >>"$CMDS"
+  grep -qxF -- "sixgate-bench $sub -label $label $*" "$CMDS" ||
+    echo "sixgate-bench $sub -label $label $*" >>"$CMDS"
   if ! "${LOAD[@]}" "$BIN/sixgate-bench" "$sub" -label "$label" "$@" >>"$RES" 2>"$OUT/logs/bench-$label.log"; then
     echo "FAILED: $label (see $OUT/logs/bench-$label.log)" >&2
     cat "$OUT/logs/bench-$label.log" >&2
@@ -246,8 +251,8 @@ wait_port $P_ARMON
 wait_port $P_DANTE
 
 # --- TCP throughput -----------------------------------------------------------
-for streams in 1 4; do
-  say "TCP throughput, $streams stream(s), $THRU_D each"
+for streams in 1 4; do for round in $(seq "$ROUNDS"); do
+  say "TCP throughput, $streams stream(s), $THRU_D each (round $round of $ROUNDS)"
   g=thru$streams
   bench $g.direct thru -proto direct -streams $streams -duration $THRU_D -target 127.0.0.1:$P_SINK
   bench $g.armon thru -proto socks5 -proxy 127.0.0.1:$P_ARMON -streams $streams -duration $THRU_D -target 127.0.0.1:$P_SINK -server-pid $ARMON
@@ -255,10 +260,11 @@ for streams in 1 4; do
   bench $g.sixgate-s5 thru -proto socks5 -proxy 127.0.0.1:$P_S5 -streams $streams -duration $THRU_D -target 127.0.0.1:$P_SINK -server-pid $SG
   profile $g-sixgate-s6 5
   bench $g.sixgate-s6 thru -proto socks6 -proxy 127.0.0.1:$P_S6ANON -streams $streams -duration $THRU_D -target 127.0.0.1:$P_SINK -server-pid $SG
-done
+done; done
 
 # --- new connections per second --------------------------------------------
-say "CONNECT rate, $CONN_N connections, 16 workers"
+for round in $(seq "$ROUNDS"); do
+say "CONNECT rate, $CONN_N connections, 16 workers (round $round of $ROUNDS)"
 bench conn.direct connrate -proto direct -n $CONN_N -c 16 -target 127.0.0.1:$P_ECHO
 bench conn.armon connrate -proto socks5 -proxy 127.0.0.1:$P_ARMON -n $CONN_N -c 16 -target 127.0.0.1:$P_ECHO -server-pid $ARMON
 bench conn.danted connrate -proto socks5 -proxy 127.0.0.1:$P_DANTE -n $CONN_N -c 16 -target 127.0.0.1:$P_ECHO -server-pid $DANTE
@@ -267,17 +273,18 @@ profile conn-sixgate-s6 3
 bench conn.sixgate-s6 connrate -proto socks6 -proxy 127.0.0.1:$P_S6ANON -n $CONN_N -c 16 -target 127.0.0.1:$P_ECHO -server-pid $SG
 bench conn.sixgate-s6-auth connrate -proto socks6 -proxy 127.0.0.1:$P_S6 -user bench -pass bench-pass -n $CONN_N -c 16 -target 127.0.0.1:$P_ECHO -server-pid $SG
 bench conn.sixgate-s6-session connrate -proto socks6 -proxy 127.0.0.1:$P_S6 -user bench -pass bench-pass -session -window 256 -n $CONN_N -c 16 -target 127.0.0.1:$P_ECHO -server-pid $SG
+done
 
 # --- UDP ------------------------------------------------------------------------
 say "UDP associations: 4 associations at 10k datagrams/s, then closed loop (32 in flight each), $UDP_D each"
-for mode in rate max; do
+for mode in rate max; do for round in $(seq "$ROUNDS"); do
   if [ $mode = rate ]; then g=udp10k flow=(-rate 10000); else g=udpmax flow=(-rate 0 -inflight 32); fi
   bench $g.direct udp -proto direct -assocs 4 "${flow[@]}" -duration $UDP_D -target 127.0.0.1:$P_UECHO
   bench $g.danted udp -proto socks5 -proxy 127.0.0.1:$P_DANTE -assocs 4 "${flow[@]}" -duration $UDP_D -target 127.0.0.1:$P_UECHO -server-pid $DANTE
   bench $g.sixgate-s5 udp -proto socks5 -proxy 127.0.0.1:$P_S5 -assocs 4 "${flow[@]}" -duration $UDP_D -target 127.0.0.1:$P_UECHO -server-pid $SG
   profile $g-sixgate-s6 4
   bench $g.sixgate-s6 udp -proto socks6 -proxy 127.0.0.1:$P_S6ANON -assocs 4 "${flow[@]}" -duration $UDP_D -target 127.0.0.1:$P_UECHO -server-pid $SG
-done
+done; done
 
 # --- TURN -------------------------------------------------------------------------
 say "TURN: turnutils_uclient, 50 clients x $UC_N messages of 100 bytes, 1 ms apart, through each server"
@@ -292,11 +299,13 @@ wait_port $P_COTURN udp
 wait_port $P_PION udp
 wait_port $P_PEER udp
 UC=(-u bench -w bench-pass -e 127.0.0.1 -r $P_PEER -m 50 -n $UC_N -l 100 -z 1 -c)
+for round in $(seq "$ROUNDS"); do
 bench turn.coturn uclient -server-pid $COTURN -- turnutils_uclient "${UC[@]}" -p $P_COTURN 127.0.0.1
 bench turn.pionturn uclient -server-pid $PION -- turnutils_uclient "${UC[@]}" -p $P_PION 127.0.0.1
 bench turn.sixgate uclient -server-pid $SG -- turnutils_uclient "${UC[@]}" -p $P_TURN 127.0.0.1
 # SOCKS 6 UDP at the same offered load as uclient, for CPU per datagram next to coturn.
 bench turn.sixgate-s6-udp udp -proto socks6 -proxy 127.0.0.1:$P_S6ANON -assocs 50 -rate 4000 -duration $UDP_D -target 127.0.0.1:$P_UECHO -server-pid $SG
+done
 stop $COTURN
 stop $PION
 
@@ -356,7 +365,9 @@ T_END=$(date +%s)
   echo "Ratios: \"vs direct\" is the first row of the table (the physical limit on loopback);"
   echo "\"vs armon/danted/coturn\" is the reference peer. CPU is the server process tree's"
   echo "utime+stime over the run, per GiB relayed, per 1000 connections, or per million"
-  echo "datagrams relayed (both directions counted)."
+  echo "datagrams relayed (both directions counted). Each of these tables was run $ROUNDS"
+  echo "time(s), the peers interleaved; a row is the median (the figure and, separately,"
+  echo "the CPU per unit) with the range of the figure in its details."
   echo
   "$BIN/sixgate-bench" report -in "$RES"
   echo "## Commands"

@@ -200,10 +200,21 @@ func (u *udpAssoc) remoteToClient() (bytes int64) {
 			return
 		}
 		n, err := sb.Send(u.pc, to, nil)
-		if err != nil && !isTransient(err) {
-			u.s.conn.Close() // the relay socket is gone: end the association
+		sent := n
+		if err != nil {
+			if !isTransient(err) {
+				u.s.conn.Close() // the relay socket is gone: end the association
+				n = sb.Len()
+			}
+			// The rest one at a time: only the refused one is lost.
+			for i := n + 1; i < sb.Len(); i++ {
+				if _, err := u.pc.WriteToUDPAddrPort(sb.Msg(i), to); err == nil {
+					inc(u.c.down)
+					bytes += int64(sizes[i])
+				}
+			}
 		}
-		for i := range n {
+		for i := range sent {
 			inc(u.c.down)
 			bytes += int64(sizes[i])
 		}

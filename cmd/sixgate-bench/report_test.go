@@ -1,0 +1,57 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// Repeated runs of a label become one row: the median figure, the median
+// CPU per unit (taken on its own), and the range.
+func TestReportMedians(t *testing.T) {
+	var lines bytes.Buffer
+	add := func(label string, rate, cpuPer float64) {
+		r := Result{Cmd: "udp", Label: label, Proto: "socks6", Metrics: map[string]float64{"received_per_sec": rate}}
+		if cpuPer > 0 {
+			r.Server = &ServerUse{CPUSeconds: cpuPer, CPUPerMDgram: &cpuPer}
+		}
+		b, _ := json.Marshal(&r)
+		lines.Write(append(b, '\n'))
+	}
+	for _, round := range [][3]float64{{100, 10, 5}, {300, 30, 1}, {200, 20, 3}} {
+		add("udp.direct", round[0], 0)
+		add("udp.danted", round[1], 9)
+		add("udp.sixgate", round[2], round[2]/5*3)
+	}
+	f := filepath.Join(t.TempDir(), "results.jsonl")
+	if err := os.WriteFile(f, lines.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut bytes.Buffer
+	if code := run([]string{"report", "-in", f}, &out, &errOut); code != 0 {
+		t.Fatalf("report: exit %d: %s", code, errOut.String())
+	}
+	rows := map[string]string{}
+	for _, l := range strings.Split(out.String(), "\n") {
+		if f := strings.Split(l, "|"); len(f) > 2 {
+			rows[strings.TrimSpace(f[1])] = l
+		}
+	}
+	delete(rows, "run")
+	delete(rows, "---")
+	if len(rows) != 3 {
+		t.Fatalf("want one row per label:\n%s", out.String())
+	}
+	// sixgate: rates 5, 1, 3 -> 3; CPU per M 3, 0.6, 1.8 -> 1.8; danted 20.
+	for _, want := range []string{"| 3/s | 0.01 | 0.15 |", "median of 3 (1/s to 5/s)", "| 1.800 s/M dgram | 0.20 |"} {
+		if !strings.Contains(rows["sixgate"], want) {
+			t.Errorf("sixgate row lacks %q: %s", want, rows["sixgate"])
+		}
+	}
+	if !strings.Contains(rows["direct"], "| 200/s | 1.00 |") {
+		t.Errorf("direct row: %s", rows["direct"])
+	}
+}
