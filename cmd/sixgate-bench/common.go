@@ -158,7 +158,7 @@ func (e *errCounter) add(err error) {
 // cpuMeter measures a server's CPU over a run.
 type cpuMeter struct {
 	pid   int
-	start float64
+	start procTree
 	t0    time.Time
 }
 
@@ -166,7 +166,7 @@ func startCPU(pid int) (*cpuMeter, error) {
 	if pid == 0 {
 		return nil, nil
 	}
-	s, err := treeCPU(pid)
+	s, err := snapshotTree(pid)
 	if err != nil {
 		return nil, err
 	}
@@ -179,11 +179,11 @@ func (m *cpuMeter) stop(unit string, amount float64) *ServerUse {
 	if m == nil {
 		return nil
 	}
-	end, err := treeCPU(m.pid)
+	end, err := snapshotTree(m.pid)
 	if err != nil {
 		return &ServerUse{PID: m.pid, CPUSeconds: math.NaN()}
 	}
-	u := &ServerUse{PID: m.pid, CPUSeconds: round(end-m.start, 3)}
+	u := &ServerUse{PID: m.pid, CPUSeconds: round(end.cpuSince(m.start), 3)}
 	if wall := time.Since(m.t0).Seconds(); wall > 0 {
 		u.Utilization = round(u.CPUSeconds/wall, 3)
 	}

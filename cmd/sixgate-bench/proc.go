@@ -15,8 +15,9 @@ const clockTicks = 100
 
 // procStat is what the tool needs from /proc/PID/stat.
 type procStat struct {
-	ppid  int
-	ticks uint64 // utime + stime + cutime + cstime
+	ppid int
+	own  uint64 // utime + stime
+	kids uint64 // cutime + cstime: children reaped
 }
 
 func readStat(pid int) (procStat, error) {
@@ -24,66 +25,85 @@ func readStat(pid int) (procStat, error) {
 	if err != nil {
 		return procStat{}, err
 	}
-	// The command name is in parentheses and may hold spaces: the fields
-	// start after the last ')'.
 	i := bytes.LastIndexByte(b, ')')
 	if i < 0 {
 		return procStat{}, fmt.Errorf("/proc/%d/stat: no command name", pid)
 	}
 	f := strings.Fields(string(b[i+1:]))
-	// f[0] is field 3 (state): field n is f[n-3].
 	if len(f) < 15 {
 		return procStat{}, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f)+2)
 	}
 	var st procStat
 	st.ppid, _ = strconv.Atoi(f[1])
-	for _, k := range []int{11, 12, 13, 14} { // utime stime cutime cstime
-		v, _ := strconv.ParseUint(f[k], 10, 64)
-		st.ticks += v
-	}
+	num := func(k int) uint64 { v, _ := strconv.ParseUint(f[k], 10, 64); return v }
+	st.own = num(11) + num(12)  // utime stime
+	st.kids = num(13) + num(14) // cutime cstime
 	return st, nil
 }
 
-// treeCPU returns the CPU-seconds used by pid, its live descendants, and
-// every child they reaped (cutime/cstime), so that a forking server (danted)
-// is counted whole: a child's time moves into its parent's cutime when it
-// is reaped, and is counted once either way.
-func treeCPU(pid int) (float64, error) {
+// procTree is a snapshot of a server process and its live descendants.
+type procTree map[int]procStat
+
+// snapshotTree reads pid and every live descendant.
+func snapshotTree(pid int) (procTree, error) {
 	root, err := readStat(pid)
 	if err != nil {
-		return 0, fmt.Errorf("server pid %d: %w", pid, err)
+		return nil, fmt.Errorf("server pid %d: %w", pid, err)
 	}
-	total := root.ticks
 	ents, err := os.ReadDir("/proc")
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	parent := map[int]int{}
-	ticks := map[int]uint64{}
+	all := map[int]procStat{}
 	for _, e := range ents {
 		p, err := strconv.Atoi(e.Name())
 		if err != nil || p == pid {
 			continue
 		}
-		st, err := readStat(p)
-		if err != nil {
-			continue
+		if st, err := readStat(p); err == nil {
+			all[p] = st
 		}
-		parent[p] = st.ppid
-		ticks[p] = st.ticks
 	}
-	for p, t := range ticks {
-		for q, hops := parent[p], 0; q > 1 && hops < 64; q, hops = parent[q], hops+1 {
+	t := procTree{pid: root}
+	for p, st := range all {
+		for q, hops := st.ppid, 0; q > 1 && hops < 64; q, hops = all[q].ppid, hops+1 {
 			if q == pid {
-				total += t
+				t[p] = st
 				break
 			}
 		}
 	}
-	return float64(total) / clockTicks, nil
+	return t, nil
 }
 
-// memUse is a process's memory and descriptors.
+// cpuSince returns the CPU-seconds the tree used between before and t: each
+// live process's own time and the time of the children it reaped, so that a
+// forking server (danted) is counted whole. A child that ended in between
+// was normally reaped by its parent (its whole life moved into the parent's
+// cutime/cstime), so what it had used before is taken off again, up to what
+// the parent reaped; one that ended unreaped is missed. Never negative.
+func (t procTree) cpuSince(before procTree) float64 {
+	var total int64
+	reaped := map[int]int64{} // per parent, reaped time not yet matched
+	for p, st := range t {
+		b := before[p]
+		kids := int64(st.kids - min(st.kids, b.kids))
+		total += int64(st.own-min(st.own, b.own)) + kids
+		reaped[p] = kids
+	}
+	for p, b := range before {
+		if _, alive := t[p]; alive {
+			continue
+		}
+		if left, ok := reaped[b.ppid]; ok {
+			took := min(int64(b.own+b.kids), left)
+			reaped[b.ppid] -= took
+			total -= took
+		}
+	}
+	return float64(max(total, 0)) / clockTicks
+}
+
 type memUse struct {
 	RSS int64 // bytes
 	FDs int

@@ -172,7 +172,10 @@ func writeGroup(w io.Writer, name string, rs []*Result, refs []string) {
 			extra = h.extra(r)
 		}
 		if rd := rounds[r]; rd.n > 1 {
-			extra += fmt.Sprintf("; median of %d (%s to %s)", rd.n, h.format(rd.min), h.format(rd.max))
+			if extra != "" {
+				extra += "; "
+			}
+			extra += fmt.Sprintf("median of %d (%s to %s)", rd.n, h.format(rd.min), h.format(rd.max))
 		}
 		if r.Errors > 0 {
 			extra += fmt.Sprintf(" (%d errors)", r.Errors)

@@ -22,6 +22,7 @@ func cmdUDP(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	inflight := fs.Int("inflight", 0, "closed loop: at most this many datagrams unanswered per association (one counts as lost after -lost-after); 0 = off")
 	lostAfter := fs.Duration("lost-after", 20*time.Millisecond, "with -inflight: how long a send waits for an answer before it counts one as lost")
 	size := fs.Int("size", 100, "payload bytes per datagram (at least 16)")
+	tick := fs.Duration("tick", 0, "with -rate: send in bursts, every association only at multiples of this interval (as turnutils_uclient does); 0 = spread out")
 	fs.DurationVar(&c.duration, "duration", 5*time.Second, "sending time")
 	drain := fs.Duration("drain", 500*time.Millisecond, "wait for late replies after sending stops")
 	target := fs.String("target", "", "UDP echo address (default: a built-in echo on 127.0.0.1)")
@@ -131,8 +132,12 @@ func cmdUDP(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 					return
 				}
 				due := int64(1 << 62)
+				elapsed := now.Sub(t0)
+				if *tick > 0 {
+					elapsed = elapsed.Truncate(*tick)
+				}
 				if per > 0 {
-					due = int64(now.Sub(t0).Seconds()*per) + 1
+					due = int64(elapsed.Seconds()*per) + 1
 				}
 				for k := 0; mine < due && k < 64; k++ {
 					if tokens != nil {
@@ -159,7 +164,11 @@ func cmdUDP(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 					sent.Add(1)
 				}
 				if per > 0 && mine >= due {
-					time.Sleep(time.Millisecond)
+					if *tick > 0 {
+						time.Sleep(time.Until(t0.Add(elapsed + *tick)))
+					} else {
+						time.Sleep(time.Millisecond)
+					}
 				}
 			}
 		}()
@@ -183,6 +192,9 @@ func cmdUDP(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	r.Start, r.Seconds = t0, round(sendEnd.Seconds(), 3)
 	r.Params["assocs"] = *nAssoc
 	r.Params["rate"] = *rate
+	if *tick > 0 {
+		r.Params["tick_ms"] = float64(*tick) / float64(time.Millisecond)
+	}
 	if *inflight > 0 {
 		r.Params["inflight"] = *inflight
 	}
