@@ -199,6 +199,25 @@ type PacketServer interface {
 	ServePackets(get func() [][]byte, put func(), fn func(i int, pkt Packet)) error
 }
 
+// BatchWriter is an Association that can hold datagrams to send several
+// with one system call: WriteToLater is WriteTo that may keep b (which the
+// caller leaves unchanged) until Flush, and Flush sends what waits. A held
+// datagram that the kernel then refuses is dropped without an error (policy
+// and name errors are still returned by WriteToLater).
+type BatchWriter interface {
+	WriteToLater(b []byte, dst Addr, meta DatagramMeta) error
+	Flush()
+}
+
+// BatchWriterOf returns a as a BatchWriter, or nil when it is not one.
+func BatchWriterOf(a Association) BatchWriter {
+	if t, ok := a.(*trackedAssoc); ok {
+		a = t.Association // the Runtime's wrapper only counts
+	}
+	bw, _ := a.(BatchWriter)
+	return bw
+}
+
 // ServePackets calls fn for every datagram and ICMP error a reads, until a
 // read fails, with buffers from p: buf is the whole buffer a datagram was
 // read into (p's head room, then the datagram), nil for an ICMP error. It

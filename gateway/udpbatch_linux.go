@@ -285,3 +285,79 @@ func putSockaddr(sa *unix.RawSockaddrInet6, dst netip.AddrPort) uint32 {
 	*(*[2]byte)(unsafe.Pointer(&sa.Port)) = port
 	return unix.SizeofSockaddrInet6
 }
+
+// SendEach gathers datagrams, each to its own destination, to send them
+// with one sendmmsg(2) that never waits for room. Not for concurrent use.
+type SendEach struct {
+	hdrs  []mmsghdr
+	iovs  []unix.Iovec
+	names []unix.RawSockaddrInet6
+	msgs  [][]byte
+	dsts  []netip.AddrPort
+}
+
+// NewSendEach makes a batch of up to n datagrams.
+func NewSendEach(n int) *SendEach {
+	return &SendEach{
+		hdrs:  make([]mmsghdr, n),
+		iovs:  make([]unix.Iovec, n),
+		names: make([]unix.RawSockaddrInet6, n),
+		msgs:  make([][]byte, 0, n),
+		dsts:  make([]netip.AddrPort, 0, n),
+	}
+}
+
+// Add adds b (kept until Reset) to dst and reports whether the batch is now
+// full.
+func (s *SendEach) Add(b []byte, dst netip.AddrPort) (full bool) {
+	s.msgs = append(s.msgs, b)
+	s.dsts = append(s.dsts, dst)
+	return len(s.msgs) == cap(s.msgs)
+}
+
+// Len is how many datagrams wait.
+func (s *SendEach) Len() int { return len(s.msgs) }
+
+// Msg is waiting datagram i and its destination.
+func (s *SendEach) Msg(i int) ([]byte, netip.AddrPort) { return s.msgs[i], s.dsts[i] }
+
+// Reset forgets the waiting datagrams.
+func (s *SendEach) Reset() {
+	clear(s.msgs)
+	s.msgs, s.dsts = s.msgs[:0], s.dsts[:0]
+}
+
+// Send sends the waiting datagrams from datagram from on, with one
+// sendmmsg(2) on fd that does not wait: fd is an AF_INET socket when
+// v4sock, else AF_INET6 (IPv4 destinations are sent IPv4-mapped). It
+// returns how many went out; when that is not all of them, errno is why the
+// next one did not (EAGAIN: no room in the send buffer).
+func (s *SendEach) Send(fd uintptr, from int, v4sock bool) (int, syscall.Errno) {
+	k := len(s.msgs) - from
+	if k <= 0 {
+		return 0, 0
+	}
+	for i := from; i < len(s.msgs); i++ {
+		dst := s.dsts[i]
+		if !v4sock && dst.Addr().Is4() {
+			dst = netip.AddrPortFrom(netip.AddrFrom16(dst.Addr().As16()), dst.Port())
+		}
+		h := &s.hdrs[i]
+		h.Hdr = unix.Msghdr{Name: (*byte)(unsafe.Pointer(&s.names[i])), Namelen: putSockaddr(&s.names[i], dst), Iov: &s.iovs[i]}
+		h.Hdr.SetIovlen(1)
+		b := s.msgs[i]
+		s.iovs[i].Base = nil
+		if len(b) > 0 {
+			s.iovs[i].Base = &b[0]
+		}
+		s.iovs[i].SetLen(len(b))
+	}
+	n, _, errno := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&s.hdrs[from])), uintptr(k), unix.MSG_DONTWAIT, 0, 0)
+	for i := from; i < len(s.msgs); i++ {
+		s.iovs[i].Base = nil
+	}
+	if errno != 0 {
+		return 0, errno
+	}
+	return int(n), 0
+}

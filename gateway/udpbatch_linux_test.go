@@ -294,3 +294,64 @@ func TestSendBatch(t *testing.T) {
 		t.Fatalf("on a closed socket: %d, %v", n, err)
 	}
 }
+
+// SendEach sends each datagram to its own destination in order, on IPv4
+// and dual-stack sockets, and stops at one the kernel refuses.
+func TestSendEach(t *testing.T) {
+	r1, r2 := listenUDP4(t), listenUDP4(t)
+	recv := func(r *net.UDPConn, want ...string) {
+		t.Helper()
+		buf := make([]byte, 2048)
+		for _, w := range want {
+			r.SetReadDeadline(time.Now().Add(5 * time.Second))
+			n, err := r.Read(buf)
+			if err != nil || string(buf[:n]) != w {
+				t.Fatalf("got %q (%v), want %q", buf[:n], err, w)
+			}
+		}
+	}
+	v4 := listenUDP4(t)
+	dual, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv6unspecified})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dual.Close()
+	send := func(c *net.UDPConn, s *SendEach, from int) (n int, errno syscall.Errno) {
+		rc, _ := c.SyscallConn()
+		rc.Write(func(fd uintptr) bool { n, errno = s.Send(fd, from, c == v4); return true })
+		return n, errno
+	}
+	s := NewSendEach(4)
+	for _, c := range []*net.UDPConn{v4, dual} {
+		s.Add([]byte("1a"), addrOf(r1))
+		s.Add([]byte("2a"), addrOf(r2))
+		s.Add([]byte("1b"), addrOf(r1))
+		if !s.Add([]byte("2b"), addrOf(r2)) {
+			t.Fatal("not full at its capacity")
+		}
+		if n, errno := send(c, s, 0); n != 4 || errno != 0 {
+			t.Fatalf("%v: sent %d, %v", c.LocalAddr(), n, errno)
+		}
+		recv(r1, "1a", "1b")
+		recv(r2, "2a", "2b")
+		s.Reset()
+	}
+	s.Add([]byte("x"), addrOf(r1))
+	s.Add(make([]byte, 70000), addrOf(r1))
+	s.Add([]byte("y"), addrOf(r1))
+	n, errno := send(v4, s, 0)
+	if n == 1 && errno == 0 {
+		n2, errno2 := send(v4, s, 1) // the error comes on the next call
+		n, errno = n+n2, errno2
+	}
+	if n != 1 || errno != unix.EMSGSIZE {
+		t.Fatalf("sent %d (%v), want 1 and EMSGSIZE", n, errno)
+	}
+	if b, _ := s.Msg(n); len(b) != 70000 {
+		t.Fatal("wrong datagram refused")
+	}
+	if n, errno := send(v4, s, 2); n != 1 || errno != 0 {
+		t.Fatalf("the rest: %d, %v", n, errno)
+	}
+	recv(r1, "x", "y")
+}

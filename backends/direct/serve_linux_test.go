@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -270,4 +271,88 @@ func TestServePacketsCloseFromCallback(t *testing.T) {
 			}
 		})
 	}
+}
+
+// WriteToLater holds datagrams until Flush (or a full batch) and then sends
+// them in order; datagrams with per-datagram wishes go at once, after what
+// waits; ICMP errors caused by held datagrams still reach the reader.
+func TestWriteToLater(t *testing.T) {
+	sinkA := newUDPSink(t, "udp4", "127.0.0.1:0")
+	sinkB := newUDPSink(t, "udp4", "127.0.0.1:0")
+	b := newBackend(t, Config{}, Options{})
+	a := associate(t, b, &gateway.AssocRequest{Family: 4, Policy: loopback})
+	var bw gateway.BatchWriter = a
+	recv := func(s *udpSink, want ...string) {
+		t.Helper()
+		for _, w := range want {
+			select {
+			case got := <-s.got:
+				if string(got) != w {
+					t.Fatalf("got %q, want %q", got, w)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatalf("%q never arrived", w)
+			}
+		}
+	}
+	for i := range 5 {
+		if err := bw.WriteToLater(fmt.Appendf(nil, "a%d", i), sinkA.gw(), gateway.DatagramMeta{}); err != nil {
+			t.Fatal(err)
+		}
+		if err := bw.WriteToLater(fmt.Appendf(nil, "b%d", i), sinkB.gw(), gateway.DatagramMeta{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sinkA.none(t, 50*time.Millisecond)
+	bw.Flush()
+	recv(sinkA, "a0", "a1", "a2", "a3", "a4")
+	recv(sinkB, "b0", "b1", "b2", "b3", "b4")
+
+	// A full batch goes out without Flush.
+	for i := range 20 {
+		bw.WriteToLater(fmt.Appendf(nil, "%d", i), sinkA.gw(), gateway.DatagramMeta{})
+	}
+	for i := range 16 {
+		recv(sinkA, fmt.Sprint(i))
+	}
+	sinkA.none(t, 50*time.Millisecond)
+	// A datagram with a TTL goes at once, after the held ones.
+	if err := bw.WriteToLater([]byte("ttl"), sinkA.gw(), gateway.DatagramMeta{TTL: 9}); err != nil {
+		t.Fatal(err)
+	}
+	recv(sinkA, "16", "17", "18", "19", "ttl")
+
+	// Policy errors come back at once.
+	if err := bw.WriteToLater([]byte("x"), gateway.Addr{IP: netip.MustParseAddr("192.0.2.1"), Port: 9}, gateway.DatagramMeta{}); gateway.ReasonOf(err) != gateway.ReasonNotAllowed {
+		t.Fatalf("denied destination: %v", err)
+	}
+
+	// ICMP errors about held datagrams reach the reader.
+	closed := newUDPSink(t, "udp4", "127.0.0.1:0")
+	dead := closed.gw()
+	closed.pc.Close()
+	var out, gets atomic.Int64
+	ch := serveBatches(t, a, &out, &gets)
+	for i := range 10 {
+		bw.WriteToLater([]byte{byte(i)}, dead, gateway.DatagramMeta{})
+		bw.WriteToLater([]byte{byte(i)}, sinkB.gw(), gateway.DatagramMeta{})
+		bw.Flush()
+	}
+	icmps := 0
+	timeout := time.After(5 * time.Second)
+	for icmps < 5 {
+		select {
+		case p := <-ch:
+			if p.Kind == gateway.PacketICMP && p.ICMP.Dest == dead.AddrPort() {
+				icmps++
+			}
+		case <-timeout:
+			t.Fatalf("%d ICMP errors for 10 datagrams to a closed port", icmps)
+		}
+	}
+	a.Close()
+	if err := bw.WriteToLater([]byte("late"), sinkA.gw(), gateway.DatagramMeta{}); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("after Close: %v", err)
+	}
+	bw.Flush()
 }

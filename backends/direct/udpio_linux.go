@@ -79,6 +79,8 @@ type sockIO struct {
 	curPMTU int // IP_MTU_DISCOVER set on the socket
 	werr    syscall.Errno
 	writeFn func(fd uintptr) bool
+	// later holds what WriteToLater keeps until Flush (nil when empty).
+	later *gateway.SendEach
 
 	// lastDF4 is the IPv4 destination (address and port, packed) of the
 	// last datagram sent with DF: the kernel's local "too big" error
@@ -570,6 +572,93 @@ func (a *association) sendLocked(b []byte, dst netip.AddrPort, meta gateway.Data
 		if !retry {
 			return sendErr(dst, errno)
 		}
+	}
+}
+
+// WriteToLater is WriteTo that may hold b until Flush (gateway.BatchWriter),
+// to send the datagrams of a batch with one sendmmsg(2). Datagrams with
+// per-datagram wishes (TTL, TOS, DF), or that need the IPv4 DF mode
+// switched, are sent at once, after what waits.
+func (a *association) WriteToLater(b []byte, dst gateway.Addr, meta gateway.DatagramMeta) error {
+	if a.closed.Load() {
+		return closedErr("send")
+	}
+	ap, err := a.dests.Target(dst, b, meta)
+	if err != nil || !ap.IsValid() {
+		return err
+	}
+	a.wmu.Lock()
+	defer a.wmu.Unlock()
+	if a.closed.Load() {
+		return closedErr("send")
+	}
+	s := &a.io
+	if meta != (gateway.DatagramMeta{}) || (ap.Addr().Is4() && s.curPMTU != s.st.pmtu4) {
+		a.flushLocked()
+		return a.sendLocked(b, ap, meta)
+	}
+	if s.later == nil {
+		s.later = laterBatches.Get().(*gateway.SendEach)
+	}
+	if s.later.Add(b, ap) {
+		a.flushLocked()
+	}
+	return nil
+}
+
+// Flush sends what WriteToLater holds.
+func (a *association) Flush() {
+	a.wmu.Lock()
+	a.flushLocked()
+	a.wmu.Unlock()
+}
+
+// laterBatches are the batches WriteToLater fills.
+var laterBatches = sync.Pool{New: func() any { return gateway.NewSendEach(16) }}
+
+// flushLocked sends what WriteToLater holds: one sendmmsg(2) for all of it
+// unless one is refused. A refused datagram is dropped as sendLocked would
+// drop it; a pending socket error that the batch consumed (an ICMP error) is
+// handled as sendLocked handles it: the reader is told to look at the error
+// queue, and the datagram sent again. Called with wmu held.
+func (a *association) flushLocked() {
+	l := a.io.later
+	if l == nil {
+		return
+	}
+	defer func() {
+		l.Reset()
+		laterBatches.Put(l)
+		a.io.later = nil
+	}()
+	v4 := a.fam == fam4
+	for from := 0; from < l.Len(); {
+		var n int
+		var errno syscall.Errno
+		if err := a.rc.Write(func(fd uintptr) bool { n, errno = l.Send(fd, from, v4); return true }); err != nil {
+			return // closed: the datagrams are dropped
+		}
+		from += n
+		if from >= l.Len() || errno == unix.EINTR {
+			continue
+		}
+		if errno == 0 {
+			// sendmmsg stopped early and dropped the error of the one
+			// that failed: normally a pending socket error (an ICMP
+			// error) it consumed. Tell the reader; the next call sends
+			// that datagram again.
+			a.kickReader()
+			continue
+		}
+		switch errno {
+		case unix.EAGAIN, unix.ENOBUFS, unix.EINVAL, unix.EAFNOSUPPORT, unix.EDESTADDRREQ, unix.ENOTCONN:
+			// About this datagram, or no room: dropped.
+		default:
+			a.kickReader()
+			b, dst := l.Msg(from)
+			a.sendLocked(b, dst, gateway.DatagramMeta{})
+		}
+		from++
 	}
 }
 

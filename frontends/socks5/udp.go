@@ -143,6 +143,17 @@ func (u *udpAssoc) clientToRemote() (bytes int64) {
 	// Buffers come from a pool only while the socket is readable.
 	lend := clientBufs.BatchLender()
 	defer lend.Put()
+	// The datagrams of one read batch wait in the backend until the batch
+	// is done, to go out with one system call.
+	bw := gateway.BatchWriterOf(u.assoc)
+	held := false
+	put := func() {
+		if held {
+			bw.Flush()
+			held = false
+		}
+		lend.Put()
+	}
 	relay := func(_ int, b []byte, from netip.AddrPort, _ []byte) {
 		if from.Addr().Unmap() != u.clientIP {
 			inc(u.c.foreign)
@@ -158,8 +169,8 @@ func (u *udpAssoc) clientToRemote() (bytes int64) {
 				return
 			}
 		}
-		h, payload, err := s5.ParseUDPHeader(b)
-		if err != nil {
+		h, payload, perr := s5.ParseUDPHeader(b)
+		if perr != nil {
 			inc(u.c.bad)
 			return
 		}
@@ -168,7 +179,14 @@ func (u *udpAssoc) clientToRemote() (bytes int64) {
 			return
 		}
 		u.last.Store(time.Now().UnixNano())
-		if err := u.assoc.WriteTo(payload, h.Addr, gateway.DatagramMeta{}); err != nil {
+		var err error
+		if bw != nil {
+			held = true
+			err = bw.WriteToLater(payload, h.Addr, gateway.DatagramMeta{})
+		} else {
+			err = u.assoc.WriteTo(payload, h.Addr, gateway.DatagramMeta{})
+		}
+		if err != nil {
 			if gateway.ReasonOf(err) == gateway.ReasonNotAllowed {
 				inc(u.c.denied)
 			}
@@ -178,7 +196,7 @@ func (u *udpAssoc) clientToRemote() (bytes int64) {
 		bytes += int64(len(payload))
 	}
 	for {
-		err := gateway.ServeUDP(context.Background(), u.pc, lend.Get, lend.Put, 0, relay)
+		err := gateway.ServeUDP(context.Background(), u.pc, lend.Get, put, 0, relay)
 		if !isTransient(err) {
 			return bytes
 		}

@@ -80,7 +80,7 @@ func (f *Frontend) serveDTLSPeer(ctx context.Context, p *dtlsPeer, cfg *dtls.Con
 		if err != nil {
 			return
 		}
-		f.handleDatagram(buf[:n], p.remote, netip.Addr{}, nil, dc)
+		f.handleDatagram(buf[:n], p.remote, netip.Addr{}, nil, dc, nil)
 	}
 }
 

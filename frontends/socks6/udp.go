@@ -79,10 +79,15 @@ const headRoom = s6.MaxDatagramHeaderLen
 // association is one UDP ASSOCIATE: the client's control connection, the
 // mapped data channel, and the backend's association towards remote hosts.
 type association struct {
-	id       s6.AssocID
-	f        *Frontend
-	cn       *conn
-	assoc    gateway.Association
+	id    s6.AssocID
+	f     *Frontend
+	cn    *conn
+	assoc gateway.Association
+	// bw is assoc's batched sends, when it has them; held says the relay
+	// endpoint's current read batch holds datagrams in it (endpoint
+	// goroutine only).
+	bw       gateway.BatchWriter
+	held     bool
 	clientIP netip.Addr
 	icmp     bool // the client opted in to Error messages
 	ttl, tos int  // client–proxy leg, per datagram on UDP (-1 = default)
@@ -164,6 +169,7 @@ func (cn *conn) udpAssociate(ctx context.Context) {
 		return
 	}
 	a.assoc = b
+	a.bw = gateway.BatchWriterOf(b)
 	legs.Remote = b.Options()
 	a.icmp = legs.Remote.UDPError.Outcome == gateway.Applied && legs.Remote.UDPError.Value
 	bound, known := b.RelayAddr()
@@ -278,7 +284,7 @@ func (a *association) control(ctx context.Context) (int64, error) {
 			count(a.c, func(c *assocCounters) prometheus.Counter { return c.wrongChannel })
 			continue
 		}
-		up += a.fromClient(&m)
+		up += a.fromClient(&m, nil)
 	}
 }
 
@@ -308,13 +314,25 @@ func (a *association) mapTo(ch channel, peer netip.AddrPort, local netip.Addr, e
 }
 
 // fromClient relays one client Datagram to its destination and returns the
-// payload bytes relayed. The receive-first empty Datagram only maps.
-func (a *association) fromClient(m *s6.UDPMessage) int64 {
+// payload bytes relayed. The receive-first empty Datagram only maps. With
+// held (a relay endpoint's read batch), the datagram may wait in the
+// backend until the batch is flushed, a is then added to held.
+func (a *association) fromClient(m *s6.UDPMessage, held *[]*association) int64 {
 	if m.IsReceiveFirst() {
 		return 0
 	}
 	a.last.Store(time.Now().UnixNano())
-	if err := a.assoc.WriteTo(m.Payload, m.Addr, gateway.DatagramMeta{}); err != nil {
+	var err error
+	if held != nil && a.bw != nil {
+		if !a.held {
+			a.held = true
+			*held = append(*held, a)
+		}
+		err = a.bw.WriteToLater(m.Payload, m.Addr, gateway.DatagramMeta{})
+	} else {
+		err = a.assoc.WriteTo(m.Payload, m.Addr, gateway.DatagramMeta{})
+	}
+	if err != nil {
 		if gateway.ReasonOf(err) == gateway.ReasonNotAllowed {
 			count(a.c, func(c *assocCounters) prometheus.Counter { return c.denied })
 		}
@@ -522,9 +540,20 @@ func (f *Frontend) ServePacket(ctx context.Context, pc net.PacketConn, ep gatewa
 	for i := range bufs {
 		bufs[i] = make([]byte, s6.MaxUDPMessageLen+1)
 	}
-	get, put := func() [][]byte { return bufs }, func() {}
+	// Datagrams of one read batch wait in the backends (held) until the
+	// batch is done, to go out with one system call per association.
+	var held []*association
+	get := func() [][]byte { return bufs }
+	put := func() {
+		for i, a := range held {
+			a.bw.Flush()
+			a.held = false
+			held[i] = nil
+		}
+		held = held[:0]
+	}
 	handle := func(_ int, b []byte, from netip.AddrPort, oob []byte) {
-		f.handleDatagram(b, from, e.localOf(oob), e, nil)
+		f.handleDatagram(b, from, e.localOf(oob), e, nil, &held)
 	}
 	for {
 		err := gateway.ServeUDP(ctx, uc, get, put, e.oobSize(), handle)
@@ -543,7 +572,7 @@ const endpointBatch = 8
 // handleDatagram applies the mapping rule to one message from a client
 // relay channel (UDP or DTLS): unknown IDs, foreign sources and messages on a
 // channel other than the mapped one are dropped silently.
-func (f *Frontend) handleDatagram(b []byte, from netip.AddrPort, local netip.Addr, ep *udpEndpoint, dc net.Conn) {
+func (f *Frontend) handleDatagram(b []byte, from netip.AddrPort, local netip.Addr, ep *udpEndpoint, dc net.Conn, held *[]*association) {
 	m, _, err := s6.ParseUDPMessage(b)
 	if err != nil || m.Type != s6.UDPDatagram {
 		f.dropped("malformed")
@@ -570,5 +599,8 @@ func (f *Frontend) handleDatagram(b []byte, from netip.AddrPort, local netip.Add
 		count(a.c, func(c *assocCounters) prometheus.Counter { return c.wrongChannel })
 		return
 	}
-	a.fromClient(&m)
+	if ep != a.udpEP {
+		held = nil // only the mapped endpoint's goroutine holds datagrams
+	}
+	a.fromClient(&m, held)
 }
