@@ -353,7 +353,7 @@ T_END=$(date +%s)
   echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC'); run took $((T_END - T_START)) s"
   echo "- machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), $(free -g | awk '/Mem:/{print $2}') GiB, Linux $(uname -r)"
   echo "- load average at start: $LOAD_START; at end: $(cut -d' ' -f1-3 /proc/loadavg) (the machine was shared with other work: compare ratios within a table, not across runs)"
-  echo "- $(go version | cut -d' ' -f3-); sixgate $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet 2>/dev/null || echo ' with uncommitted changes')"
+  echo "- $(go version | cut -d' ' -f3-); sixgate $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet -- . ':!examples/benchmarks/RESULTS.md' 2>/dev/null || echo ' with uncommitted changes')"
   echo "- peers: armon/go-socks5 $(go list -m -f '{{.Version}}' github.com/armon/go-socks5), pion/turn $(go list -m -f '{{.Version}}' github.com/pion/turn/v2), $(danted -v 2>&1 | head -1 | cut -d' ' -f1-2), coturn $(dpkg-query -W -f='${Version}' coturn 2>/dev/null || echo '?')"
   if [ "$PIN" = 1 ]; then
     echo "- pinning: every server (sixgate, armon, danted, coturn, pion/turn) on CPU 0 with \`taskset -c 0\`; the load tool, its sink/echo targets, the delay relays, turnutils_uclient and turnutils_peer on CPU 1. The direct baseline is the load core alone (client and target both on CPU 1): what the path could carry if the proxy cost nothing"
