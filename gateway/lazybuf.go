@@ -51,7 +51,7 @@ func (l *Lender) Buf() []byte {
 
 // ReadBatch is how many buffers a batch lender lends at once: the most
 // datagrams a reader reads, and ServePackets hands over, between flushes.
-const ReadBatch = 4
+const ReadBatch = 8
 
 // BatchLender lends a reader batches of a pool's buffers (ServeUDP,
 // PacketServer). Not for concurrent use.

@@ -305,8 +305,8 @@ bench turn.pionturn uclient -server-pid $PION -- turnutils_uclient "${UC[@]}" -p
 bench turn.sixgate uclient -server-pid $SG -- turnutils_uclient "${UC[@]}" -p $P_TURN 127.0.0.1
 # SOCKS 6 UDP at the same offered load as uclient, for CPU per datagram next
 # to coturn: 50 associations, 4000 datagrams/s, in uclient's bursts (every
-# client sends at the same ticks, about 12.5 ms apart at this rate).
-bench turn.sixgate-s6-udp udp -proto socks6 -proxy 127.0.0.1:$P_S6ANON -assocs 50 -rate 4000 -tick 12.5ms -duration $UDP_D -target 127.0.0.1:$P_UECHO -server-pid $SG
+# client sends a few datagrams at the same ticks: 4 every 50 ms here).
+bench turn.sixgate-s6-udp udp -proto socks6 -proxy 127.0.0.1:$P_S6ANON -assocs 50 -rate 4000 -tick 50ms -duration $UDP_D -target 127.0.0.1:$P_UECHO -server-pid $SG
 done
 stop $COTURN
 stop $PION
