@@ -235,11 +235,14 @@ func medians(rs []*Result, metric string) ([]*Result, map[*Result]roundsOf) {
 		mid.Metrics[metric] = median(runs, func(r *Result) (float64, bool) { v, ok := r.Metrics[metric]; return v, ok })
 		if mid.Server != nil {
 			srv := *mid.Server
+			// A reading of no CPU at all is one the process-tree
+			// accounting missed (a forking server's child that ended
+			// unreaped), not a figure: left out, like in CPU per unit.
 			srv.CPUSeconds = median(runs, func(r *Result) (float64, bool) {
 				if r.Server == nil {
 					return 0, false
 				}
-				return r.Server.CPUSeconds, true
+				return r.Server.CPUSeconds, r.Server.CPUSeconds > 0
 			})
 			if v := median(runs, func(r *Result) (float64, bool) { v, _ := cpuPer(r); return v, v > 0 }); v > 0 {
 				switch {
