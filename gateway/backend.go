@@ -211,11 +211,17 @@ type BatchWriter interface {
 
 // BatchWriterOf returns a as a BatchWriter, or nil when it is not one.
 func BatchWriterOf(a Association) BatchWriter {
-	if t, ok := a.(*trackedAssoc); ok {
-		a = t.Association // the Runtime's wrapper only counts
-	}
-	bw, _ := a.(BatchWriter)
+	bw, _ := backendOf(a).(BatchWriter)
 	return bw
+}
+
+// backendOf is the backend's own association under the Runtime's wrapper
+// (which only counts), so that its optional interfaces are visible.
+func backendOf(a Association) Association {
+	if t, ok := a.(*trackedAssoc); ok {
+		return t.Association
+	}
+	return a
 }
 
 // ServePackets calls fn for every datagram and ICMP error a reads, until a
@@ -226,11 +232,7 @@ func BatchWriterOf(a Association) BatchWriter {
 // lent: fn may keep buf until then (to send a batch at once), but must not
 // wait for long or close a.
 func ServePackets(a Association, p *BufPool, fn func(buf []byte, pkt Packet), flush func()) error {
-	inner := a
-	if t, ok := a.(*trackedAssoc); ok {
-		inner = t.Association // the Runtime's wrapper only counts
-	}
-	if ps, ok := inner.(PacketServer); ok {
+	if ps, ok := backendOf(a).(PacketServer); ok {
 		l := p.BatchLender()
 		put := l.Put
 		if flush != nil {
@@ -261,7 +263,7 @@ func ServePackets(a Association, p *BufPool, fn func(buf []byte, pkt Packet), fl
 // from get lazily where a is a LazyReader, else before it waits. The caller
 // puts the returned buffer back when it is done with it (it may be nil).
 func ReadLazy(a Association, get func() []byte, put func([]byte)) (Packet, []byte, error) {
-	if lr, ok := a.(LazyReader); ok {
+	if lr, ok := backendOf(a).(LazyReader); ok {
 		return lr.ReadFromLazy(get, put)
 	}
 	b := get()

@@ -362,12 +362,6 @@ func (a *trackedAssoc) Close() error {
 	return err
 }
 
-// ReadFromLazy keeps the backend's lazy reads (LazyReader) visible through
-// the wrapper.
-func (a *trackedAssoc) ReadFromLazy(get func() []byte, put func([]byte)) (Packet, []byte, error) {
-	return ReadLazy(a.Association, get, put)
-}
-
 // AccessRecord is one access-log line, written when a session closes.
 type AccessRecord struct {
 	Frontend string

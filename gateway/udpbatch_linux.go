@@ -179,33 +179,15 @@ func ServeUDP(ctx context.Context, c *net.UDPConn, get func() [][]byte, put func
 // SendBatch gathers datagrams to one destination, with the same control
 // messages, and sends them with one sendmmsg(2). Not for concurrent use.
 type SendBatch struct {
+	sendQueue
 	hdrs []mmsghdr
 	iovs []unix.Iovec
-	msgs [][]byte
 	name unix.RawSockaddrInet6
 }
 
 // NewSendBatch makes a batch of up to n datagrams.
 func NewSendBatch(n int) *SendBatch {
-	return &SendBatch{hdrs: make([]mmsghdr, n), iovs: make([]unix.Iovec, n), msgs: make([][]byte, 0, n)}
-}
-
-// Add adds b (kept until Send) and reports whether the batch is now full.
-func (s *SendBatch) Add(b []byte) (full bool) {
-	s.msgs = append(s.msgs, b)
-	return len(s.msgs) == cap(s.msgs)
-}
-
-// Len is how many datagrams wait.
-func (s *SendBatch) Len() int { return len(s.msgs) }
-
-// Msg is waiting datagram i.
-func (s *SendBatch) Msg(i int) []byte { return s.msgs[i] }
-
-// Reset forgets the waiting datagrams.
-func (s *SendBatch) Reset() {
-	clear(s.msgs)
-	s.msgs = s.msgs[:0]
+	return &SendBatch{sendQueue: newSendQueue(n), hdrs: make([]mmsghdr, n), iovs: make([]unix.Iovec, n)}
 }
 
 // Send sends the waiting datagrams to dst (an IPv4 dst of an IPv6 socket

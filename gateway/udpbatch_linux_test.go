@@ -27,6 +27,20 @@ func listenUDP4(t *testing.T) *net.UDPConn {
 
 func addrOf(c *net.UDPConn) netip.AddrPort { return c.LocalAddr().(*net.UDPAddr).AddrPort() }
 
+// recvStrings reads datagrams from r and fails unless they are want, in
+// order.
+func recvStrings(t *testing.T, r *net.UDPConn, want ...string) {
+	t.Helper()
+	buf := make([]byte, 2048)
+	for _, w := range want {
+		r.SetReadDeadline(time.Now().Add(5 * time.Second))
+		n, err := r.Read(buf)
+		if err != nil || string(buf[:n]) != w {
+			t.Fatalf("got %q (%v), want %q", buf[:n], err, w)
+		}
+	}
+}
+
 // countingLender lends batches of n fresh buffers and counts the loans.
 type countingLender struct {
 	t     *testing.T
@@ -243,17 +257,7 @@ func TestMsgBatchOOBAndTruncation(t *testing.T) {
 // refuses, reporting how many went out.
 func TestSendBatch(t *testing.T) {
 	r := listenUDP4(t)
-	recv := func(want ...string) {
-		t.Helper()
-		buf := make([]byte, 2048)
-		for _, w := range want {
-			r.SetReadDeadline(time.Now().Add(5 * time.Second))
-			n, err := r.Read(buf)
-			if err != nil || string(buf[:n]) != w {
-				t.Fatalf("got %q (%v), want %q", buf[:n], err, w)
-			}
-		}
-	}
+	recv := func(want ...string) { t.Helper(); recvStrings(t, r, want...) }
 	v4 := listenUDP4(t)
 	dual, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv6unspecified})
 	if err != nil {
@@ -299,17 +303,7 @@ func TestSendBatch(t *testing.T) {
 // and dual-stack sockets, and stops at one the kernel refuses.
 func TestSendEach(t *testing.T) {
 	r1, r2 := listenUDP4(t), listenUDP4(t)
-	recv := func(r *net.UDPConn, want ...string) {
-		t.Helper()
-		buf := make([]byte, 2048)
-		for _, w := range want {
-			r.SetReadDeadline(time.Now().Add(5 * time.Second))
-			n, err := r.Read(buf)
-			if err != nil || string(buf[:n]) != w {
-				t.Fatalf("got %q (%v), want %q", buf[:n], err, w)
-			}
-		}
-	}
+	recv := func(r *net.UDPConn, want ...string) { t.Helper(); recvStrings(t, r, want...) }
 	v4 := listenUDP4(t)
 	dual, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv6unspecified})
 	if err != nil {

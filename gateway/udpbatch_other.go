@@ -34,28 +34,10 @@ func ServeUDP(ctx context.Context, c *net.UDPConn, get func() [][]byte, put func
 
 // SendBatch gathers datagrams to one destination, with the same control
 // messages; on this OS Send sends them one at a time.
-type SendBatch struct{ msgs [][]byte }
+type SendBatch struct{ sendQueue }
 
 // NewSendBatch makes a batch of up to n datagrams.
-func NewSendBatch(n int) *SendBatch { return &SendBatch{msgs: make([][]byte, 0, n)} }
-
-// Add adds b (kept until Send) and reports whether the batch is now full.
-func (s *SendBatch) Add(b []byte) (full bool) {
-	s.msgs = append(s.msgs, b)
-	return len(s.msgs) == cap(s.msgs)
-}
-
-// Len is how many datagrams wait.
-func (s *SendBatch) Len() int { return len(s.msgs) }
-
-// Msg is waiting datagram i.
-func (s *SendBatch) Msg(i int) []byte { return s.msgs[i] }
-
-// Reset forgets the waiting datagrams.
-func (s *SendBatch) Reset() {
-	clear(s.msgs)
-	s.msgs = s.msgs[:0]
-}
+func NewSendBatch(n int) *SendBatch { return &SendBatch{newSendQueue(n)} }
 
 // Send sends the waiting datagrams to dst with control messages oob and
 // returns how many it sent before an error.

@@ -36,14 +36,6 @@ func (a *association) ReadFrom(b []byte) (gateway.Packet, error) {
 	}, nil
 }
 
-// ReadFromLazy is ReadFrom with a buffer from get (gateway.LazyReader);
-// outside Linux it holds the buffer while it waits.
-func (a *association) ReadFromLazy(get func() []byte, put func([]byte)) (gateway.Packet, []byte, error) {
-	b := get()
-	pkt, err := a.ReadFrom(b)
-	return pkt, b, err
-}
-
 // sendLocked sends one datagram; meta is ignored. Called with wmu held.
 func (a *association) sendLocked(b []byte, dst netip.AddrPort, meta gateway.DatagramMeta) error {
 	if _, err := a.pc.WriteToUDPAddrPort(b, dst); err != nil {
