@@ -268,7 +268,8 @@ func putSockaddr(sa *unix.RawSockaddrInet6, dst netip.AddrPort) uint32 {
 	return unix.SizeofSockaddrInet6
 }
 
-// SendEach gathers datagrams, each to its own destination, to send them
+// SendEach gathers datagrams, each to its own destination and with its own
+// control messages (TTL, TOS, ...), to send them
 // with one sendmmsg(2) that never waits for room. Not for concurrent use.
 type SendEach struct {
 	hdrs  []mmsghdr
@@ -276,7 +277,18 @@ type SendEach struct {
 	names []unix.RawSockaddrInet6
 	msgs  [][]byte
 	dsts  []netip.AddrPort
+	// ctls holds each datagram's control messages, ctlN their lengths.
+	ctls []sendCtl
+	ctlN []uint8
 }
+
+// sendCtl is room for the control messages of one datagram: up to four
+// int-valued ones (TTL, TOS, IPV6_DONTFRAG), 8-byte aligned.
+type sendCtl [SendCtlSize / 8]uint64
+
+// SendCtlSize is the most bytes of control messages SendEach keeps for one
+// datagram.
+const SendCtlSize = 64
 
 // NewSendEach makes a batch of up to n datagrams.
 func NewSendEach(n int) *SendEach {
@@ -286,14 +298,27 @@ func NewSendEach(n int) *SendEach {
 		names: make([]unix.RawSockaddrInet6, n),
 		msgs:  make([][]byte, 0, n),
 		dsts:  make([]netip.AddrPort, 0, n),
+		ctls:  make([]sendCtl, n),
+		ctlN:  make([]uint8, 0, n),
 	}
 }
 
 // Add adds b (kept until Reset) to dst and reports whether the batch is now
 // full.
 func (s *SendEach) Add(b []byte, dst netip.AddrPort) (full bool) {
+	return s.AddCtl(b, dst, nil)
+}
+
+// AddCtl is Add for a datagram with control messages (copied; at most
+// SendCtlSize bytes, else AddCtl panics).
+func (s *SendEach) AddCtl(b []byte, dst netip.AddrPort, ctl []byte) (full bool) {
+	i := len(s.msgs)
+	if len(ctl) > 0 {
+		copy(unsafe.Slice((*byte)(unsafe.Pointer(&s.ctls[i][0])), SendCtlSize), ctl)
+	}
 	s.msgs = append(s.msgs, b)
 	s.dsts = append(s.dsts, dst)
+	s.ctlN = append(s.ctlN, uint8(len(ctl)))
 	return len(s.msgs) == cap(s.msgs)
 }
 
@@ -306,7 +331,7 @@ func (s *SendEach) Msg(i int) ([]byte, netip.AddrPort) { return s.msgs[i], s.dst
 // Reset forgets the waiting datagrams.
 func (s *SendEach) Reset() {
 	clear(s.msgs)
-	s.msgs, s.dsts = s.msgs[:0], s.dsts[:0]
+	s.msgs, s.dsts, s.ctlN = s.msgs[:0], s.dsts[:0], s.ctlN[:0]
 }
 
 // Send sends the waiting datagrams from datagram from on, with one
@@ -327,6 +352,10 @@ func (s *SendEach) Send(fd uintptr, from int, v4sock bool) (int, syscall.Errno) 
 		h := &s.hdrs[i]
 		h.Hdr = unix.Msghdr{Name: (*byte)(unsafe.Pointer(&s.names[i])), Namelen: putSockaddr(&s.names[i], dst), Iov: &s.iovs[i]}
 		h.Hdr.SetIovlen(1)
+		if n := s.ctlN[i]; n > 0 {
+			h.Hdr.Control = (*byte)(unsafe.Pointer(&s.ctls[i][0]))
+			h.Hdr.SetControllen(int(n))
+		}
 		b := s.msgs[i]
 		s.iovs[i].Base = nil
 		if len(b) > 0 {

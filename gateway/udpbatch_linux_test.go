@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -348,4 +349,64 @@ func TestSendEach(t *testing.T) {
 		t.Fatalf("the rest: %d, %v", n, errno)
 	}
 	recv(r1, "x", "y")
+}
+
+// SendEach gives each datagram its own control messages, and none to one
+// added without, even in a slot that had some before a Reset.
+func TestSendEachControl(t *testing.T) {
+	r := listenUDP4(t)
+	rc, _ := r.SyscallConn()
+	rc.Control(func(fd uintptr) { unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_RECVTTL, 1) })
+	ttlOf := func(want string) int {
+		t.Helper()
+		buf, oob := make([]byte, 64), make([]byte, 64)
+		r.SetReadDeadline(time.Now().Add(5 * time.Second))
+		n, oobn, _, _, err := r.ReadMsgUDP(buf, oob)
+		if err != nil || string(buf[:n]) != want {
+			t.Fatalf("got %q (%v), want %q", buf[:n], err, want)
+		}
+		msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range msgs {
+			if m.Header.Level == unix.IPPROTO_IP && m.Header.Type == unix.IP_TTL {
+				return int(binary.NativeEndian.Uint32(m.Data))
+			}
+		}
+		t.Fatalf("%q: no TTL", want)
+		return 0
+	}
+	c := listenUDP4(t)
+	wc, _ := c.SyscallConn()
+	s := NewSendEach(4)
+	send := func() {
+		t.Helper()
+		var n int
+		var errno syscall.Errno
+		wc.Write(func(fd uintptr) bool { n, errno = s.Send(fd, 0, true); return true })
+		if n != s.Len() || errno != 0 {
+			t.Fatalf("sent %d of %d: %v", n, s.Len(), errno)
+		}
+		s.Reset()
+	}
+	s.AddCtl([]byte("a"), addrOf(r), AppendIPCmsg(nil, false, 7, 0x20))
+	s.Add([]byte("b"), addrOf(r))
+	s.AddCtl([]byte("c"), addrOf(r), AppendIPCmsg(nil, false, 9, -1))
+	send()
+	if got := ttlOf("a"); got != 7 {
+		t.Errorf("a: TTL %d, want 7", got)
+	}
+	def := ttlOf("b")
+	if def == 7 || def == 9 {
+		t.Errorf("b: TTL %d, want the default", def)
+	}
+	if got := ttlOf("c"); got != 9 {
+		t.Errorf("c: TTL %d, want 9", got)
+	}
+	s.Add([]byte("d"), addrOf(r))
+	send()
+	if got := ttlOf("d"); got != def {
+		t.Errorf("d, in a slot that had TTL 7: TTL %d, want %d", got, def)
+	}
 }

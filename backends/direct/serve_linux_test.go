@@ -316,11 +316,46 @@ func TestWriteToLater(t *testing.T) {
 		recv(sinkA, fmt.Sprint(i))
 	}
 	sinkA.none(t, 50*time.Millisecond)
-	// A datagram with a TTL goes at once, after the held ones.
-	if err := bw.WriteToLater([]byte("ttl"), sinkA.gw(), gateway.DatagramMeta{TTL: 9}); err != nil {
+	// An IPv4 datagram with DF (which switches the socket's mode) goes at
+	// once, after the held ones.
+	if err := bw.WriteToLater([]byte("df"), sinkA.gw(), gateway.DatagramMeta{DF: true}); err != nil {
 		t.Fatal(err)
 	}
-	recv(sinkA, "16", "17", "18", "19", "ttl")
+	recv(sinkA, "16", "17", "18", "19", "df")
+	// So does the next one without, which switches it back.
+	bw.WriteToLater([]byte("back"), sinkA.gw(), gateway.DatagramMeta{})
+	recv(sinkA, "back")
+
+	// Datagrams with a TTL or a TOS wait too, and keep them; on IPv6,
+	// so does DF.
+	for _, fam := range []struct {
+		v, net, addr string
+	}{{"4", "udp4", "127.0.0.1:0"}, {"6", "udp6", "[::1]:0"}} {
+		r := newMetaReceiver(t, fam.net, fam.addr)
+		a := a
+		if fam.v == "6" {
+			a = associate(t, b, &gateway.AssocRequest{Family: 6, Policy: loopback})
+		}
+		metas := []gateway.DatagramMeta{{TTL: 9}, {}, {TTL: 7, TOS: 0x20, HasTOS: true}, {DF: fam.v == "6", TTL: 5}}
+		for i, m := range metas {
+			if err := a.WriteToLater(fmt.Appendf(nil, "m%d", i), r.gw(), m); err != nil {
+				t.Fatal(err)
+			}
+		}
+		r.pc.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+		if n, _, err := r.pc.ReadFrom(make([]byte, 64)); err == nil {
+			t.Fatalf("IPv%s: a datagram (%d bytes) went before Flush", fam.v, n)
+		}
+		a.Flush()
+		for i, m := range metas {
+			payload, _, ttl, tos := r.recv(t)
+			wantTTL, wantTOS := int(m.TTL), int(m.TOS)
+			if payload != fmt.Sprintf("m%d", i) || (m.TTL != 0 && ttl != wantTTL) || (m.TTL == 0 && (ttl == 9 || ttl == 7)) ||
+				(m.HasTOS && tos != wantTOS) || (!m.HasTOS && tos == 0x20) {
+				t.Fatalf("IPv%s: got %q with TTL %d and TOS %#x, want m%d with %+v", fam.v, payload, ttl, tos, i, m)
+			}
+		}
+	}
 
 	// Policy errors come back at once.
 	if err := bw.WriteToLater([]byte("x"), gateway.Addr{IP: netip.MustParseAddr("192.0.2.1"), Port: 9}, gateway.DatagramMeta{}); gateway.ReasonOf(err) != gateway.ReasonNotAllowed {

@@ -81,6 +81,8 @@ type sockIO struct {
 	writeFn func(fd uintptr) bool
 	// later holds what WriteToLater keeps until Flush (nil when empty).
 	later *gateway.SendEach
+	// laterMeta is the wishes of each datagram in later, for a resend.
+	laterMeta []gateway.DatagramMeta
 
 	// lastDF4 is the IPv4 destination (address and port, packed) of the
 	// last datagram sent with DF: the kernel's local "too big" error
@@ -506,26 +508,8 @@ func (a *association) sendLocked(b []byte, dst netip.AddrPort, meta gateway.Data
 	s.wmsg.SetIovlen(1)
 
 	oob := unsafe.Slice((*byte)(unsafe.Pointer(&s.woob[0])), len(s.woob)*8)
-	n := 0
-	level, ttlOpt, tosOpt := int32(unix.IPPROTO_IPV6), int32(unix.IPV6_HOPLIMIT), int32(unix.IPV6_TCLASS)
-	if v4 {
-		level, ttlOpt, tosOpt = unix.IPPROTO_IP, unix.IP_TTL, unix.IP_TOS
-	}
-	if meta.TTL != 0 {
-		n += putCmsgInt(oob[n:], level, ttlOpt, int(meta.TTL))
-	}
-	if meta.HasTOS {
-		n += putCmsgInt(oob[n:], level, tosOpt, int(meta.TOS))
-	}
-	s.wpmtu = s.curPMTU
-	switch {
-	case v4 && meta.DF:
-		s.wpmtu = unix.IP_PMTUDISC_DO
-	case v4:
-		s.wpmtu = s.st.pmtu4
-	case meta.DF && !s.st.df6:
-		n += putCmsgInt(oob[n:], unix.IPPROTO_IPV6, unix.IPV6_DONTFRAG, 1)
-	}
+	var n int
+	n, s.wpmtu = s.control(oob, v4, meta)
 	if v4 && s.wpmtu == unix.IP_PMTUDISC_DO {
 		s.lastDF4.Store(packAddrPort4(dst))
 	}
@@ -575,10 +559,38 @@ func (a *association) sendLocked(b []byte, dst netip.AddrPort, meta gateway.Data
 	}
 }
 
+// control writes the per-datagram wishes of meta to oob as control
+// messages, and returns their length and the IP_MTU_DISCOVER mode the
+// datagram needs (for IPv6, the socket's). TTL is IP_TTL / IPV6_HOPLIMIT,
+// TOS is IP_TOS / IPV6_TCLASS; DF is IPV6_DONTFRAG for IPv6 and, for IPv4,
+// IP_PMTUDISC_DO as the mode.
+func (s *sockIO) control(oob []byte, v4 bool, meta gateway.DatagramMeta) (n, pmtu int) {
+	level, ttlOpt, tosOpt := int32(unix.IPPROTO_IPV6), int32(unix.IPV6_HOPLIMIT), int32(unix.IPV6_TCLASS)
+	if v4 {
+		level, ttlOpt, tosOpt = unix.IPPROTO_IP, unix.IP_TTL, unix.IP_TOS
+	}
+	if meta.TTL != 0 {
+		n += putCmsgInt(oob[n:], level, ttlOpt, int(meta.TTL))
+	}
+	if meta.HasTOS {
+		n += putCmsgInt(oob[n:], level, tosOpt, int(meta.TOS))
+	}
+	pmtu = s.curPMTU
+	switch {
+	case v4 && meta.DF:
+		pmtu = unix.IP_PMTUDISC_DO
+	case v4:
+		pmtu = s.st.pmtu4
+	case meta.DF && !s.st.df6:
+		n += putCmsgInt(oob[n:], unix.IPPROTO_IPV6, unix.IPV6_DONTFRAG, 1)
+	}
+	return n, pmtu
+}
+
 // WriteToLater is WriteTo that may hold b until Flush (gateway.BatchWriter),
-// to send the datagrams of a batch with one sendmmsg(2). Datagrams with
-// per-datagram wishes (TTL, TOS, DF), or that need the IPv4 DF mode
-// switched, are sent at once, after what waits.
+// to send the datagrams of a batch with one sendmmsg(2), each with its own
+// control messages (TTL, TOS, IPv6 DF). An IPv4 datagram that needs the
+// socket's DF mode switched is sent at once, after what waits.
 func (a *association) WriteToLater(b []byte, dst gateway.Addr, meta gateway.DatagramMeta) error {
 	if a.closed.Load() {
 		return closedErr("send")
@@ -593,14 +605,21 @@ func (a *association) WriteToLater(b []byte, dst gateway.Addr, meta gateway.Data
 		return closedErr("send")
 	}
 	s := &a.io
-	if meta != (gateway.DatagramMeta{}) || (ap.Addr().Is4() && s.curPMTU != s.st.pmtu4) {
+	var ctl [gateway.SendCtlSize]byte
+	v4 := ap.Addr().Is4()
+	n, pmtu := s.control(ctl[:], v4, meta)
+	if v4 && pmtu != s.curPMTU {
 		a.flushLocked()
 		return a.sendLocked(b, ap, meta)
+	}
+	if v4 && pmtu == unix.IP_PMTUDISC_DO {
+		s.lastDF4.Store(packAddrPort4(ap))
 	}
 	if s.later == nil {
 		s.later = laterBatches.Get().(*gateway.SendEach)
 	}
-	if s.later.Add(b, ap) {
+	s.laterMeta = append(s.laterMeta, meta)
+	if s.later.AddCtl(b, ap, ctl[:n]) {
 		a.flushLocked()
 	}
 	return nil
@@ -626,10 +645,12 @@ func (a *association) flushLocked() {
 	if l == nil {
 		return
 	}
+	metas := a.io.laterMeta
 	defer func() {
 		l.Reset()
 		laterBatches.Put(l)
 		a.io.later = nil
+		a.io.laterMeta = metas[:0]
 	}()
 	v4 := a.fam == fam4
 	for from := 0; from < l.Len(); {
@@ -656,7 +677,7 @@ func (a *association) flushLocked() {
 		default:
 			a.kickReader()
 			b, dst := l.Msg(from)
-			a.sendLocked(b, dst, gateway.DatagramMeta{})
+			a.sendLocked(b, dst, metas[from])
 		}
 		from++
 	}

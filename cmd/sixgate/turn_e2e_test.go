@@ -17,6 +17,7 @@ import (
 	"github.com/pion/stun"
 	pionturn "github.com/pion/turn/v2"
 	tt "github.com/sixgate/sixgate/translate/turn"
+	"golang.org/x/net/ipv4"
 
 	"github.com/sixgate/sixgate/gateway/gatewaytest"
 )
@@ -394,6 +395,79 @@ func TestTURNDirectFeatures(t *testing.T) {
 		d, err := tt.ParseData(m)
 		if err != nil || d.Peer != peer || string(d.Data) != "over v6" {
 			t.Fatalf("data %+v %v", d, err)
+		}
+	})
+	t.Run("bursts keep order and TTL", func(t *testing.T) {
+		// A burst of ChannelData sent with one sendmmsg lands in one
+		// read batch, whose datagrams go to the peer together: each
+		// keeps the client's TTL minus one (RFC 8656 §14) and its place.
+		a := newRawTURN(t, srv, "alice", "s3cret")
+		a.allocate()
+		echo := ttlEcho(t)
+		a.mustDo(0, tt.TypeChannelBindRequest, tt.ChannelNumber(0x4001), tt.PeerAddress{Addr: echo})
+		p := ipv4.NewPacketConn(a.c)
+		if err := p.SetTTL(7); err != nil {
+			t.Fatal(err)
+		}
+		burst := func(frames ...[]byte) {
+			t.Helper()
+			msgs := make([]ipv4.Message, len(frames))
+			for i, f := range frames {
+				msgs[i].Buffers = [][]byte{f}
+			}
+			for sent := 0; sent < len(msgs); {
+				n, err := p.WriteBatch(msgs[sent:], 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				sent += n
+			}
+		}
+		var frames [][]byte
+		for i := range 8 {
+			f, _ := tt.AppendChannelData(nil, 0x4001, fmt.Appendf(nil, "burst %d", i), false)
+			frames = append(frames, f)
+		}
+		burst(frames...)
+		buf := make([]byte, 2000)
+		for i := range 8 {
+			a.c.SetReadDeadline(time.Now().Add(3 * time.Second))
+			n, err := a.c.Read(buf)
+			if err != nil {
+				t.Fatalf("echo %d: %v", i, err)
+			}
+			cd, err := tt.ParseChannelData(buf[:n])
+			if err != nil {
+				t.Fatalf("echo %d: %v", i, err)
+			}
+			if want := fmt.Sprintf("ttl=6 burst %d", i); string(cd.Data) != want {
+				t.Fatalf("echo %d: %q, want %q", i, cd.Data, want)
+			}
+		}
+
+		// Data sent just before a Refresh that ends the allocation, in
+		// the same burst, still reaches the peer.
+		sink, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sink.Close()
+		sinkAP := sink.LocalAddr().(*net.UDPAddr).AddrPort()
+		a.mustDo(0, tt.TypeChannelBindRequest, tt.ChannelNumber(0x4002), tt.PeerAddress{Addr: sinkAP})
+		frames = frames[:0]
+		for i := range 16 {
+			f, _ := tt.AppendChannelData(nil, 0x4002, fmt.Appendf(nil, "last words %d", i), false)
+			frames = append(frames, f)
+		}
+		refresh := stun.MustBuild(tt.TypeRefreshRequest, stun.TransactionID, tt.Lifetime(0),
+			stun.NewUsername(a.user), stun.NewRealm("sixgate"), stun.NewNonce(a.nonce), stun.MessageIntegrity(a.key))
+		burst(append(frames, refresh.Raw)...)
+		for i := range 16 {
+			sink.SetReadDeadline(time.Now().Add(3 * time.Second))
+			n, err := sink.Read(buf)
+			if want := fmt.Sprintf("last words %d", i); err != nil || string(buf[:n]) != want {
+				t.Fatalf("peer got %q (%v), want %q: data sent before the Refresh is relayed", buf[:n], err, want)
+			}
 		}
 	})
 	t.Run("dont-fragment", func(t *testing.T) {

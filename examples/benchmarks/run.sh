@@ -88,7 +88,7 @@ fi
 if [ "$QUICK" = 1 ]; then
   THRU_D=2s CONN_N=1000 UDP_D=2s TTFB_N=5 UC_N=200 IDLE_K=$(( IDLE_K < 2000 ? IDLE_K : 2000 )) IDLE_U=500
 else
-  THRU_D=6s CONN_N=5000 UDP_D=6s TTFB_N=30 UC_N=1000
+  THRU_D=6s CONN_N=5000 UDP_D=6s TTFB_N=30 UC_N=2000
 fi
 
 # --- process bookkeeping -------------------------------------------------------

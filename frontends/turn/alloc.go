@@ -33,6 +33,8 @@ type relay struct {
 	family tt.Family
 	addr   netip.AddrPort
 	assoc  gateway.Association
+	// bw is assoc as a gateway.BatchWriter, nil when it is not one.
+	bw     gateway.BatchWriter
 	closed atomic.Bool
 }
 
@@ -248,11 +250,32 @@ const maxUDPPayload = 65507
 func (a *allocation) readLoop(r *relay) {
 	defer a.wg.Done()
 	// The relay buffers come from a pool only while datagrams are being
-	// read and relayed: an idle allocation holds none.
+	// read and relayed: an idle allocation holds none. To a UDP client,
+	// the messages of one read batch go out with one sendmmsg.
+	us, _ := a.sink.(*udpSink)
+	var sb *gateway.SendBatch
+	var sizes [relayBatch]int // payload sizes of the messages in sb
+	flush := func() {
+		if sb == nil {
+			return
+		}
+		n := us.sendBatch(sb)
+		for i := range sb.Len() {
+			if i < n {
+				a.counted(sizes[i])
+			} else {
+				a.f.c.drop(a.f.c.queueFull)
+			}
+		}
+		sb.Reset()
+		sendBatches.Put(sb)
+		sb = nil
+	}
 	relay := func(buf []byte, pkt gateway.Packet) {
 		rng := rngs.Get().(*mrand.ChaCha8)
 		defer rngs.Put(rng)
 		if pkt.Kind == gateway.PacketICMP {
+			flush() // in order
 			a.relayICMP(pkt.ICMP, rng)
 			return
 		}
@@ -260,10 +283,23 @@ func (a *allocation) readLoop(r *relay) {
 			return // no buffer: not a datagram the backend read
 		}
 		from := pkt.From.AddrPort()
-		a.toClient(buf, rng, netip.AddrPortFrom(from.Addr().Unmap(), from.Port()), pkt.N)
+		out, ok := a.frame(buf, rng, netip.AddrPortFrom(from.Addr().Unmap(), from.Port()), pkt.N)
+		switch {
+		case !ok:
+		case us == nil:
+			a.send(out, pkt.N)
+		default:
+			if sb == nil {
+				sb = sendBatches.Get().(*gateway.SendBatch)
+			}
+			sizes[sb.Len()] = pkt.N
+			if sb.Add(out) {
+				flush()
+			}
+		}
 	}
 	for {
-		err := gateway.ServePackets(r.assoc, relayBufs, relay, nil)
+		err := gateway.ServePackets(r.assoc, relayBufs, relay, flush)
 		if errors.Is(err, net.ErrClosed) || r.closed.Load() {
 			return
 		}
@@ -285,7 +321,9 @@ func (a *allocation) deliver(data []byte, from netip.AddrPort) {
 	l := relayBufs.Lender()
 	n := copy(l.Get(), data)
 	rng := rngs.Get().(*mrand.ChaCha8)
-	a.toClient(l.Buf(), rng, from, n)
+	if out, ok := a.frame(l.Buf(), rng, from, n); ok {
+		a.send(out, n)
+	}
 	rngs.Put(rng)
 	l.Put(nil)
 }
@@ -297,14 +335,37 @@ var rngs = sync.Pool{New: func() any {
 	return mrand.NewChaCha8(seed)
 }}
 
-// toClient relays n bytes of a datagram from peer, held in rb's payload,
-// to the client when peer has a permission. buf holds the datagram after
-// headroom bytes, and has room for padding after it.
-func (a *allocation) toClient(buf []byte, rng *mrand.ChaCha8, from netip.AddrPort, n int) {
+// relayBatch is the most messages sent to a client at once.
+const relayBatch = 8
+
+// sendBatches are the batches of messages to clients being gathered.
+var sendBatches = sync.Pool{New: func() any { return gateway.NewSendBatch(relayBatch) }}
+
+// send sends out, which carries n bytes from a peer, to the client.
+func (a *allocation) send(out []byte, n int) {
+	if !a.sink.send(out, false) {
+		a.f.c.drop(a.f.c.queueFull)
+		return
+	}
+	a.counted(n)
+}
+
+// counted counts n bytes relayed to the client.
+func (a *allocation) counted(n int) {
+	a.down.Add(int64(n))
+	a.f.c.relayed(false, n)
+}
+
+// frame builds the message that relays n bytes of a datagram from peer to
+// the client, in place around it, when peer has a permission: ChannelData
+// when a channel is bound to peer, else a Data indication. buf holds the
+// datagram after headroom bytes, and has room for padding after it. ok is
+// false when the datagram is dropped.
+func (a *allocation) frame(buf []byte, rng *mrand.ChaCha8, from netip.AddrPort, n int) (out []byte, ok bool) {
 	c := a.f.c
 	now := a.now().UnixNano()
 	a.mu.RLock()
-	ok := a.permitted(from.Addr(), now)
+	ok = a.permitted(from.Addr(), now)
 	var ch uint16
 	if b := a.byPeer[from]; b != nil && b.expires > now {
 		ch = b.number
@@ -312,15 +373,14 @@ func (a *allocation) toClient(buf []byte, rng *mrand.ChaCha8, from netip.AddrPor
 	a.mu.RUnlock()
 	if !ok {
 		c.drop(c.noPermission)
-		return
+		return nil, false
 	}
 	stream := a.sink.stream()
-	var out []byte
 	if ch != 0 {
 		size, err := putChannelHeader(buf[headroom-4:], ch, n, stream)
 		if err != nil {
 			c.drop(c.tooBig)
-			return
+			return nil, false
 		}
 		out = buf[headroom-4 : headroom-4+size]
 	} else {
@@ -334,19 +394,14 @@ func (a *allocation) toClient(buf []byte, rng *mrand.ChaCha8, from netip.AddrPor
 		out, err = tt.AppendDataIndication(buf[headroom-hl:headroom-hl], tid, from, buf[headroom:headroom+n])
 		if err != nil {
 			c.drop(c.tooBig)
-			return
+			return nil, false
 		}
 	}
 	if !stream && len(out) > maxUDPPayload {
 		c.drop(c.tooBig)
-		return
+		return nil, false
 	}
-	if !a.sink.send(out, false) {
-		c.drop(c.queueFull)
-		return
-	}
-	a.down.Add(int64(n))
-	c.relayed(false, n)
+	return out, true
 }
 
 // binaryRand fills b from rng.

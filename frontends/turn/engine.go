@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/pion/stun"
@@ -336,7 +337,7 @@ func (j *allocJob) run() {
 		if a.route == nil {
 			a.route = route
 		}
-		a.relays = append(a.relays, &relay{family: fam, addr: g.Relay, assoc: assoc})
+		a.relays = append(a.relays, &relay{family: fam, addr: g.Relay, assoc: assoc, bw: gateway.BatchWriterOf(assoc)})
 		result.Relayed = append(result.Relayed, g.Relay)
 		if g.ReservationToken != nil && result.ReservationToken == nil {
 			result.ReservationToken = g.ReservationToken
@@ -620,7 +621,7 @@ func (f *Frontend) fromClientSend(m *stun.Message, src *source) {
 		c.drop(c.ttlExpired)
 		return
 	}
-	a.sendToPeer(r, s.Data, peer, meta)
+	a.sendToPeer(src, r, s.Data, peer, meta)
 }
 
 // fromClientChannel relays ChannelData (turn.md §4.10): an unbound channel or
@@ -660,10 +661,12 @@ func (f *Frontend) fromClientChannel(n uint16, data []byte, src *source) {
 		c.drop(c.ttlExpired)
 		return
 	}
-	a.sendToPeer(r, data, peer, meta)
+	a.sendToPeer(src, r, data, peer, meta)
 }
 
-func (a *allocation) sendToPeer(r *relay, data []byte, peer netip.AddrPort, meta gateway.DatagramMeta) {
+// sendToPeer relays data from src to peer through r; for a source that
+// batches, it may wait in r until src.flush.
+func (a *allocation) sendToPeer(src *source, r *relay, data []byte, peer netip.AddrPort, meta gateway.DatagramMeta) {
 	c := a.f.c
 	if ref, ok := a.f.st.relayAt(peer); ok && ref.a != a {
 		// Hairpin: the peer is another allocation's relay on this
@@ -675,7 +678,17 @@ func (a *allocation) sendToPeer(r *relay, data []byte, peer netip.AddrPort, meta
 		c.relayed(true, len(data))
 		return
 	}
-	if err := r.assoc.WriteTo(data, gateway.Addr{IP: peer.Addr(), Port: peer.Port()}, meta); err != nil {
+	dst := gateway.Addr{IP: peer.Addr(), Port: peer.Port()}
+	var err error
+	if src.batch && r.bw != nil {
+		err = r.bw.WriteToLater(data, dst, meta)
+		if !slices.Contains(src.held, r) {
+			src.held = append(src.held, r)
+		}
+	} else {
+		err = r.assoc.WriteTo(data, dst, meta)
+	}
+	if err != nil {
 		if gateway.ReasonOf(err) == gateway.ReasonNotAllowed {
 			c.drop(c.denied)
 		} else {

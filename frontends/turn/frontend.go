@@ -159,6 +159,20 @@ type source struct {
 	// handoff is the peer connection a ConnectionBind on this TCP or TLS
 	// connection bound: ServeConn relays the connection raw from then on.
 	handoff *tcpConn
+	// batch says datagrams to peers may wait in their relay (UDP: the
+	// datagrams of one read batch go out together); held is the relays
+	// that hold some, until flush.
+	batch bool
+	held  []*relay
+}
+
+// flush sends what the relays hold for s.
+func (s *source) flush() {
+	for _, r := range s.held {
+		r.bw.Flush()
+	}
+	clear(s.held)
+	s.held = s.held[:0]
 }
 
 // sink returns the reply path of the source, for keeping.
@@ -201,6 +215,21 @@ func (u *udpSink) send(b []byte, _ bool) bool { return u.ep.writeTo(b, u.to, u.l
 func (u *udpSink) stream() bool               { return false }
 func (u *udpSink) closeAfterFlush()           {}
 
+// sendBatch sends the messages of sb as send would, and returns how many
+// were sent; those from the first the kernel refuses on go one at a time.
+func (u *udpSink) sendBatch(sb *gateway.SendBatch) int {
+	var oobBuf [64]byte
+	n, err := sb.Send(u.ep.pc, u.to, u.ep.oob(oobBuf[:0], u.local))
+	if err != nil {
+		for i := n; i < sb.Len(); i++ {
+			if u.send(sb.Msg(i), false) {
+				n++
+			}
+		}
+	}
+	return n
+}
+
 // ServePacket serves the UDP listener until ctx ends: STUN, ChannelData and
 // Send indications from clients. It also runs the frontend's janitor, and
 // takes over the allocations a previous instance (before a reload) left.
@@ -225,9 +254,11 @@ func (f *Frontend) ServePacket(ctx context.Context, pc net.PacketConn, ep gatewa
 	for i := range bufs {
 		bufs[i] = make([]byte, 1<<16)
 	}
-	get, put := func() [][]byte { return bufs }, func() {}
 	m := new(stun.Message)
-	src := &source{ep: e}
+	src := &source{ep: e, batch: true}
+	// The datagrams of a read batch wait in their relays until the batch
+	// is done, when they go out with one system call per relay.
+	get, put := func() [][]byte { return bufs }, src.flush
 	handle := func(_ int, b []byte, from netip.AddrPort, oob []byte) {
 		local, ttl, tos := parseCmsgs(oob)
 		if !local.IsValid() {
@@ -250,6 +281,8 @@ func (f *Frontend) ServePacket(ctx context.Context, pc net.PacketConn, ep gatewa
 		}
 	}
 }
+
+var sendIndication = stun.NewType(stun.MethodSend, stun.ClassIndication)
 
 // endpointBatch is how many datagrams the client-facing socket reads at
 // once.
@@ -286,6 +319,11 @@ func (f *Frontend) handlePacket(ctx context.Context, b []byte, src *source, m *s
 			f.c.drop(f.c.malformed)
 			f.rt.HandshakeFailed(f.name, "bad_stun")
 			return
+		}
+		if m.Type != sendIndication {
+			// Data the client sent before a request (a Refresh that
+			// ends the allocation, say) goes out before it is handled.
+			src.flush()
 		}
 		f.handleSTUN(ctx, m, src)
 	default:

@@ -87,17 +87,26 @@ func (e *udpEndpoint) writeTo(b []byte, to netip.AddrPort, local netip.Addr) err
 	if e.v6 && to.Addr().Is4() {
 		to = netip.AddrPortFrom(netip.AddrFrom16(to.Addr().As16()), to.Port())
 	}
-	if !e.wildcard || !local.IsValid() {
+	var oobBuf [64]byte
+	oob := e.oob(oobBuf[:0], local)
+	if len(oob) == 0 {
 		_, err := e.pc.WriteToUDPAddrPort(b, to)
 		return err
 	}
-	var oobBuf [64]byte
-	oob := appendPktinfo(oobBuf[:0], e.v6, local)
 	_, _, err := e.pc.WriteMsgUDPAddrPort(b, oob, to)
 	if err != nil && errors.Is(err, unix.EINVAL) {
 		_, err = e.pc.WriteToUDPAddrPort(b, to)
 	}
 	return err
+}
+
+// oob appends to b the control messages of a datagram to a client: its
+// source address, local, when the socket is a wildcard.
+func (e *udpEndpoint) oob(b []byte, local netip.Addr) []byte {
+	if !e.wildcard || !local.IsValid() {
+		return b
+	}
+	return appendPktinfo(b, e.v6, local)
 }
 
 // appendPktinfo appends the control message that sets a datagram's source

@@ -25,6 +25,9 @@ func newUDPEndpoint(pc *net.UDPConn) *udpEndpoint {
 
 func parseCmsgs([]byte) (netip.Addr, int, int) { return netip.Addr{}, -1, -1 }
 
+// oob appends no control messages: this OS cannot set a source address.
+func (e *udpEndpoint) oob(b []byte, _ netip.Addr) []byte { return b }
+
 func (e *udpEndpoint) writeTo(b []byte, to netip.AddrPort, _ netip.Addr) error {
 	if e.v6 && to.Addr().Is4() {
 		to = netip.AddrPortFrom(netip.AddrFrom16(to.Addr().As16()), to.Port())
