@@ -178,15 +178,6 @@ type Association interface {
 	Close() error
 }
 
-// LazyReader is an Association that takes a read buffer only while a
-// datagram is there: ReadFromLazy calls get for a buffer when the socket has
-// something to read and put when it turns out empty before waiting, and
-// returns the buffer that holds the datagram (nil with an ICMP error or an
-// error once put took it back). An idle reader then holds no buffer.
-type LazyReader interface {
-	ReadFromLazy(get func() []byte, put func([]byte)) (pkt Packet, b []byte, err error)
-}
-
 // PacketServer is an Association that reads in batches and hands each
 // datagram or ICMP error to a callback inside the read, so that a reader
 // that emptied the socket's queue waits without one more read.
@@ -227,7 +218,8 @@ func backendOf(a Association) Association {
 // ServePackets calls fn for every datagram and ICMP error a reads, until a
 // read fails, with buffers from p: buf is the whole buffer a datagram was
 // read into (p's head room, then the datagram), nil for an ICMP error. It
-// reads in batches where a is a PacketServer, else one ReadLazy at a time.
+// reads in batches where a is a PacketServer, else one ReadFrom at a time
+// (which holds a buffer while it waits).
 // flush, when not nil, runs after each batch, while its buffers are still
 // lent: fn may keep buf until then (to send a batch at once), but must not
 // wait for long or close a.
@@ -244,7 +236,7 @@ func ServePackets(a Association, p *BufPool, fn func(buf []byte, pkt Packet), fl
 	defer l.Put(nil)
 	for {
 		l.Put(nil)
-		pkt, _, err := ReadLazy(a, l.Get, l.Put)
+		pkt, err := a.ReadFrom(l.Get())
 		if err != nil {
 			return err
 		}
@@ -257,18 +249,6 @@ func ServePackets(a Association, p *BufPool, fn func(buf []byte, pkt Packet), fl
 			flush()
 		}
 	}
-}
-
-// ReadLazy reads the next datagram or ICMP error from a, taking its buffer
-// from get lazily where a is a LazyReader, else before it waits. The caller
-// puts the returned buffer back when it is done with it (it may be nil).
-func ReadLazy(a Association, get func() []byte, put func([]byte)) (Packet, []byte, error) {
-	if lr, ok := backendOf(a).(LazyReader); ok {
-		return lr.ReadFromLazy(get, put)
-	}
-	b := get()
-	pkt, err := a.ReadFrom(b)
-	return pkt, b, err
 }
 
 // Backend relays associations towards destinations: directly, or through an

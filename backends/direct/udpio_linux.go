@@ -50,14 +50,11 @@ type sockIO struct {
 	st udpSockState
 
 	// The reader's state, owned by the one goroutine in ReadFrom.
-	rmsg  unix.Msghdr
-	riov  unix.Iovec
-	rname unix.RawSockaddrInet6
-	roob  [oobSize / 8]uint64 // 8-byte aligned for the headers
-	rbuf  []byte
-	// get and put, in ReadFromLazy, lend rbuf only while a read is on.
-	get    func() []byte
-	put    func([]byte)
+	rmsg   unix.Msghdr
+	riov   unix.Iovec
+	rname  unix.RawSockaddrInet6
+	roob   [oobSize / 8]uint64 // 8-byte aligned for the headers
+	rbuf   []byte
 	rpkt   gateway.Packet
 	rerr   error
 	readFn func(fd uintptr) bool
@@ -112,17 +109,6 @@ func (a *association) ReadFrom(b []byte) (gateway.Packet, error) {
 	s.rbuf = b
 	defer func() { s.rbuf = nil }()
 	return a.read()
-}
-
-// ReadFromLazy is ReadFrom with a buffer from get taken only when the socket
-// is readable, and given back to put when it turns out empty before the
-// reader waits (gateway.LazyReader).
-func (a *association) ReadFromLazy(get func() []byte, put func([]byte)) (gateway.Packet, []byte, error) {
-	s := &a.io
-	s.rbuf, s.get, s.put = nil, get, put
-	defer func() { s.rbuf, s.get, s.put = nil, nil, nil }()
-	pkt, err := a.read()
-	return pkt, s.rbuf, err
 }
 
 func (a *association) read() (gateway.Packet, error) {
@@ -271,9 +257,6 @@ func (a *association) readOnce(fd uintptr) bool {
 	if s.errHint.Load() && a.readErrQueue(fd) {
 		return true
 	}
-	if s.rbuf == nil && s.get != nil {
-		s.rbuf = s.get()
-	}
 	for i := 0; ; i++ {
 		n, errno := s.recv(fd, 0)
 		switch errno {
@@ -283,10 +266,6 @@ func (a *association) readOnce(fd uintptr) bool {
 		case unix.EINTR:
 			continue
 		case unix.EAGAIN:
-			if s.put != nil && s.rbuf != nil {
-				s.put(s.rbuf) // nothing to read: wait without it
-				s.rbuf = nil
-			}
 			// Nothing queued. The error queue needs a look only when a
 			// send hinted at it (a send that consumed the socket error
 			// also kicks a waiting reader, see kickReader); otherwise an
