@@ -335,8 +335,9 @@ var rngs = sync.Pool{New: func() any {
 	return mrand.NewChaCha8(seed)
 }}
 
-// relayBatch is the most messages sent to a client at once.
-const relayBatch = 8
+// relayBatch is the most messages sent to a client at once: a backend
+// read batch.
+const relayBatch = gateway.ReadBatch
 
 // sendBatches are the batches of messages to clients being gathered.
 var sendBatches = sync.Pool{New: func() any { return gateway.NewSendBatch(relayBatch) }}

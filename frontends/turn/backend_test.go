@@ -243,6 +243,37 @@ type fakeAssoc struct {
 	pol  gateway.Policy
 	mu   sync.Mutex
 	icmp []gateway.ICMPError
+	// held is what WriteToLater keeps until Flush.
+	held []heldDatagram
+}
+
+type heldDatagram struct {
+	p    []byte
+	dst  gateway.Addr
+	meta gateway.DatagramMeta
+}
+
+// WriteToLater and Flush make the fake a gateway.BatchWriter, as the
+// direct backend is: datagrams wait until Flush. p is kept, not copied,
+// so a frontend that reuses it too early sends corrupt data.
+func (a *fakeAssoc) WriteToLater(p []byte, dst gateway.Addr, meta gateway.DatagramMeta) error {
+	if err := a.pol.Allow(dst.AddrPort()); err != nil {
+		return err
+	}
+	a.mu.Lock()
+	a.held = append(a.held, heldDatagram{p, dst, meta})
+	a.mu.Unlock()
+	return nil
+}
+
+func (a *fakeAssoc) Flush() {
+	a.mu.Lock()
+	held := a.held
+	a.held = nil
+	a.mu.Unlock()
+	for _, h := range held {
+		a.WriteTo(h.p, h.dst, h.meta)
+	}
 }
 
 func (a *fakeAssoc) RelayAddr() (gateway.Addr, bool) {

@@ -2,9 +2,13 @@ package turn
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/pion/stun"
+	tt "github.com/sixgate/sixgate/translate/turn"
 )
 
 // TestRelay allocates, installs permissions and channels, and relays both
@@ -87,4 +91,45 @@ func TestHairpin(t *testing.T) {
 		t.Fatalf("channel %#x", ch)
 	}
 	mustEqual(t, data, []byte("b to a"))
+}
+
+// TestBatchFlushedBeforeRequest: datagrams from a UDP client wait in their
+// relay until the listener's read batch ends, and a request in the batch
+// sends them first: data sent just before a Refresh that ends the
+// allocation is still relayed.
+func TestBatchFlushedBeforeRequest(t *testing.T) {
+	e := newFuzzEngine(t)
+	e.src.batch = true
+	sink, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sink.Close()
+	req := func(typ stun.MessageType, attrs ...stun.Setter) []byte {
+		return stun.MustBuild(append([]stun.Setter{typ, stun.TransactionID}, attrs...)...).Raw
+	}
+	e.feed(req(tt.TypeAllocateRequest, tt.RequestedTransport{Protocol: tt.ProtoUDP}), true)
+	for deadline := time.Now().Add(2 * time.Second); e.f.st.get(e.src.tuple) == nil; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no allocation") // made in the background
+		}
+	}
+	e.feed(req(tt.TypeChannelBindRequest, tt.ChannelNumber(0x4000), tt.PeerAddress{Addr: apOf(sink)}), true)
+	cd, _ := tt.AppendChannelData(nil, 0x4000, []byte("held"), false)
+	e.feed(cd, false)
+	buf := make([]byte, 64)
+	sink.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+	if n, err := sink.Read(buf); err == nil {
+		t.Fatalf("%q relayed before the batch ended", buf[:n])
+	}
+	e.feed(req(tt.TypeRefreshRequest, tt.Lifetime(0)), true)
+	if e.f.st.get(e.src.tuple) != nil {
+		t.Fatal("Refresh(0) left the allocation")
+	}
+	e.src.flush() // the batch ends
+	sink.SetReadDeadline(time.Now().Add(2 * time.Second))
+	n, err := sink.Read(buf)
+	if err != nil || string(buf[:n]) != "held" {
+		t.Fatalf("peer got %q (%v), want the data sent before the Refresh", buf[:n], err)
+	}
 }
