@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"net"
 	"net/netip"
+	"sync/atomic"
 	"testing"
 	"time"
 	"unsafe"
@@ -362,59 +363,75 @@ func TestAssociatePortUnreachableLoopback(t *testing.T) {
 		{name: "ipv6", family: 6, host: "::1", v6: true, typ: 1, code: 4},
 		{name: "dual-stack ipv4", host: "127.0.0.1", typ: 3, code: 3},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			network := "udp4"
-			if tc.v6 {
-				network = "udp6"
-			}
-			echo := newUDPEcho(t, network, net.JoinHostPort(tc.host, "0"))
-			closed := newUDPSink(t, network, net.JoinHostPort(tc.host, "0"))
-			dead := closed.gw()
-			closed.pc.Close()
-			b := newBackend(t, Config{}, Options{})
-			a := associate(t, b, &gateway.AssocRequest{Family: tc.family, Policy: loopback})
-			ch := startReader(t, a)
-			// A send may still fail when pending errors keep coming
-			// (the contract allows it: the datagram is dropped, the
-			// association goes on), so only the sent ones count; but
-			// most must go out.
-			const rounds = 20
-			sentDead, sentEcho := 0, 0
-			for i := range rounds {
-				if err := a.WriteTo([]byte{byte(i)}, dead, gateway.DatagramMeta{}); err != nil {
-					t.Logf("WriteTo closed port: %v", err)
-				} else {
-					sentDead++
+		for _, r := range portUnreachableReaders {
+			t.Run(tc.name+"/"+r.name, func(t *testing.T) {
+				network := "udp4"
+				if tc.v6 {
+					network = "udp6"
 				}
-				if err := a.WriteTo([]byte{byte(i)}, echo.gw(), gateway.DatagramMeta{}); err != nil {
-					t.Logf("WriteTo echo: %v", err)
-				} else {
-					sentEcho++
-				}
-			}
-			if sentDead < rounds*3/4 || sentEcho < rounds*3/4 {
-				t.Fatalf("only %d and %d of %d datagrams sent", sentDead, sentEcho, rounds)
-			}
-			icmps, echoes := 0, 0
-			timeout := time.After(5 * time.Second)
-			for icmps < sentDead || echoes < sentEcho {
-				select {
-				case p := <-ch:
-					switch p.Kind {
-					case gateway.PacketICMP:
-						icmps++
-						want := gateway.ICMPError{V6: tc.v6, Type: tc.typ, Code: tc.code,
-							Dest: dead.AddrPort(), Reporter: dead.IP}
-						if p.ICMP != want {
-							t.Fatalf("ICMP %+v, want %+v", p.ICMP, want)
-						}
-					default:
-						echoes++
+				echo := newUDPEcho(t, network, net.JoinHostPort(tc.host, "0"))
+				closed := newUDPSink(t, network, net.JoinHostPort(tc.host, "0"))
+				dead := closed.gw()
+				closed.pc.Close()
+				b := newBackend(t, Config{}, Options{})
+				a := associate(t, b, &gateway.AssocRequest{Family: tc.family, Policy: loopback})
+				ch := r.start(t, a)
+				// A send may still fail when pending errors keep coming
+				// (the contract allows it: the datagram is dropped, the
+				// association goes on), so only the sent ones count; but
+				// most must go out.
+				const rounds = 20
+				sentDead, sentEcho := 0, 0
+				for i := range rounds {
+					if err := a.WriteTo([]byte{byte(i)}, dead, gateway.DatagramMeta{}); err != nil {
+						t.Logf("WriteTo closed port: %v", err)
+					} else {
+						sentDead++
 					}
-				case <-timeout:
-					t.Fatalf("%d ICMP errors of %d and %d echoes of %d", icmps, sentDead, echoes, sentEcho)
+					if err := a.WriteTo([]byte{byte(i)}, echo.gw(), gateway.DatagramMeta{}); err != nil {
+						t.Logf("WriteTo echo: %v", err)
+					} else {
+						sentEcho++
+					}
 				}
-			}
-		})
+				if sentDead < rounds*3/4 || sentEcho < rounds*3/4 {
+					t.Fatalf("only %d and %d of %d datagrams sent", sentDead, sentEcho, rounds)
+				}
+				icmps, echoes := 0, 0
+				timeout := time.After(5 * time.Second)
+				for icmps < sentDead || echoes < sentEcho {
+					select {
+					case p := <-ch:
+						switch p.Kind {
+						case gateway.PacketICMP:
+							icmps++
+							want := gateway.ICMPError{V6: tc.v6, Type: tc.typ, Code: tc.code,
+								Dest: dead.AddrPort(), Reporter: dead.IP}
+							if p.ICMP != want {
+								t.Fatalf("ICMP %+v, want %+v", p.ICMP, want)
+							}
+						default:
+							echoes++
+						}
+					case <-timeout:
+						t.Fatalf("%d ICMP errors of %d and %d echoes of %d", icmps, sentDead, echoes, sentEcho)
+					}
+				}
+			})
+		}
 	}
+}
+
+// portUnreachableReaders are the two ways to read an association: one
+// ReadFrom at a time, and ServePackets' batches (where ICMP errors arrive
+// mixed with datagrams inside the read callback).
+var portUnreachableReaders = []struct {
+	name  string
+	start func(testing.TB, *association) <-chan pkt
+}{
+	{"ReadFrom", func(t testing.TB, a *association) <-chan pkt { return startReader(t, a) }},
+	{"ServePackets", func(t testing.TB, a *association) <-chan pkt {
+		var out, gets atomic.Int64
+		return serveBatches(t, a, &out, &gets)
+	}},
 }

@@ -152,51 +152,6 @@ func TestServePacketsBatches(t *testing.T) {
 	}
 }
 
-// ICMP errors come through ServePackets as they do through ReadFrom, mixed
-// with datagrams.
-func TestServePacketsPortUnreachable(t *testing.T) {
-	echo := newUDPEcho(t, "udp4", "127.0.0.1:0")
-	closed := newUDPSink(t, "udp4", "127.0.0.1:0")
-	dead := closed.gw()
-	closed.pc.Close()
-	b := newBackend(t, Config{}, Options{})
-	a := associate(t, b, &gateway.AssocRequest{Family: 4, Policy: loopback})
-	var out, gets atomic.Int64
-	ch := serveBatches(t, a, &out, &gets)
-	const rounds = 20
-	sentDead, sentEcho := 0, 0
-	for i := range rounds {
-		if a.WriteTo([]byte{byte(i)}, dead, gateway.DatagramMeta{}) == nil {
-			sentDead++
-		}
-		if a.WriteTo([]byte{byte(i)}, echo.gw(), gateway.DatagramMeta{}) == nil {
-			sentEcho++
-		}
-	}
-	if sentDead < rounds*3/4 || sentEcho < rounds*3/4 {
-		t.Fatalf("only %d and %d of %d datagrams sent", sentDead, sentEcho, rounds)
-	}
-	icmps, echoes := 0, 0
-	timeout := time.After(5 * time.Second)
-	for icmps < sentDead || echoes < sentEcho {
-		select {
-		case p := <-ch:
-			switch p.Kind {
-			case gateway.PacketICMP:
-				icmps++
-				want := gateway.ICMPError{Type: 3, Code: 3, Dest: dead.AddrPort(), Reporter: dead.IP}
-				if p.ICMP != want {
-					t.Fatalf("ICMP %+v, want %+v", p.ICMP, want)
-				}
-			default:
-				echoes++
-			}
-		case <-timeout:
-			t.Fatalf("%d ICMP errors of %d and %d echoes of %d", icmps, sentDead, echoes, sentEcho)
-		}
-	}
-}
-
 // Closing an association whose ServePackets callback waits for the closer
 // (here: a lock the closer holds) does not deadlock: the socket closes once
 // the callback returns. So does closing it from inside the callback.
