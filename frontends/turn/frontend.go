@@ -282,8 +282,6 @@ func (f *Frontend) ServePacket(ctx context.Context, pc net.PacketConn, ep gatewa
 	}
 }
 
-var sendIndication = stun.NewType(stun.MethodSend, stun.ClassIndication)
-
 // endpointBatch is how many datagrams the client-facing socket reads at
 // once.
 const endpointBatch = 8
@@ -315,15 +313,15 @@ func (f *Frontend) handlePacket(ctx context.Context, b []byte, src *source, m *s
 		}
 		f.fromClientChannel(cd.Number, cd.Data, src)
 	case tt.KindSTUN:
+		// What the batch holds goes out first: data the client sent
+		// before a request (a Refresh that ends the allocation, say)
+		// goes before the request is handled, and a held Send
+		// indication's data lives in m, which Decode overwrites.
+		src.flush()
 		if err := tt.Decode(b, m); err != nil {
 			f.c.drop(f.c.malformed)
 			f.rt.HandshakeFailed(f.name, "bad_stun")
 			return
-		}
-		if m.Type != sendIndication {
-			// Data the client sent before a request (a Refresh that
-			// ends the allocation, say) goes out before it is handled.
-			src.flush()
 		}
 		f.handleSTUN(ctx, m, src)
 	default:

@@ -115,9 +115,25 @@ func TestBatchFlushedBeforeRequest(t *testing.T) {
 		}
 	}
 	e.feed(req(tt.TypeChannelBindRequest, tt.ChannelNumber(0x4000), tt.PeerAddress{Addr: apOf(sink)}), true)
+
+	// Send indications back to back in one batch: each one's data (held
+	// in the decoded message) goes out intact.
+	buf := make([]byte, 64)
+	for _, d := range []string{"one", "two", "three"} {
+		ind, _ := tt.AppendSendIndication(nil, [12]byte{1}, apOf(sink), []byte(d), false)
+		e.feed(ind, false)
+	}
+	e.src.flush()
+	for _, want := range []string{"one", "two", "three"} {
+		sink.SetReadDeadline(time.Now().Add(2 * time.Second))
+		n, err := sink.Read(buf)
+		if err != nil || string(buf[:n]) != want {
+			t.Fatalf("peer got %q (%v), want %q", buf[:n], err, want)
+		}
+	}
+
 	cd, _ := tt.AppendChannelData(nil, 0x4000, []byte("held"), false)
 	e.feed(cd, false)
-	buf := make([]byte, 64)
 	sink.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
 	if n, err := sink.Read(buf); err == nil {
 		t.Fatalf("%q relayed before the batch ended", buf[:n])
