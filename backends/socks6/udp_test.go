@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
@@ -619,5 +620,37 @@ func TestUDPDTLSSizeLimit(t *testing.T) {
 	}
 	if err := u.WriteTo(make([]byte, maxDTLSMessage), echo.gatewayAddr()); !errors.Is(err, gateway.ErrDropped) {
 		t.Fatalf("a datagram too large for dtls: %v", err)
+	}
+}
+
+// TestUDPOverTCPBurst: datagrams sent back to back over the control
+// connection come back intact and in order: the upstream queues its
+// messages to the client and writes what waits together.
+func TestUDPOverTCPBurst(t *testing.T) {
+	up := startUpstream(t, upstreamOpts{users: true, udp: true})
+	echo := newUDPPeer(t, "127.0.0.1:0", true)
+	c := mustClient(t, ClientConfig{Server: up.Addr, Username: testUser, Password: testPass})
+	u, err := c.UDPAssociate(testCtx(t, 10*time.Second), &UDPOptions{Over: UDPOverTCP})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer u.Close()
+	echoDatagrams(t, u, echo.gatewayAddr(), 1) // mapped
+	const n = 100
+	for i := range n {
+		if err := u.WriteTo(fmt.Appendf(nil, "burst %03d", i), echo.gatewayAddr()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	buf := make([]byte, 64)
+	for i := range n {
+		u.SetReadDeadline(time.Now().Add(3 * time.Second))
+		pkt, err := u.ReadFrom(buf)
+		if err != nil {
+			t.Fatalf("datagram %d: %v (stats %+v)", i, err, u.Stats())
+		}
+		if want := fmt.Sprintf("burst %03d", i); string(buf[:pkt.N]) != want {
+			t.Fatalf("got %q, want %q", buf[:pkt.N], want)
+		}
 	}
 }

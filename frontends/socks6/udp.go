@@ -70,7 +70,8 @@ const (
 )
 
 // tcpQueueLen bounds the messages waiting to be written on a control
-// connection; datagrams beyond it are dropped and counted.
+// connection; datagrams beyond it are dropped and counted (control
+// messages are never dropped).
 const tcpQueueLen = 256
 
 // headRoom is the room kept before a payload for its Datagram header.
@@ -101,7 +102,17 @@ type association struct {
 	dtls     net.Conn
 	mapMu    sync.Mutex
 
-	tcpQ      chan []byte
+	// The control connection's send queue: messages wait in tcpQ for one
+	// writer goroutine, started when the first one arrives, which writes
+	// what waits (inflight of them at a time) and ends when the queue is
+	// empty. An idle association holds neither queue nor writer.
+	qmu      sync.Mutex
+	tcpQ     []*[]byte
+	inflight int
+	writing  bool
+	qclosed  bool
+	writers  sync.WaitGroup
+
 	last      atomic.Int64
 	done      chan struct{}
 	closeOnce sync.Once
@@ -160,7 +171,7 @@ func (cn *conn) udpAssociate(ctx context.Context) {
 	f := cn.f
 	legs := s6.SplitStack(&cn.req, f.dialect)
 	a := &association{f: f, cn: cn, clientIP: cn.client.Addr(), ttl: -1, tos: -1, c: f.assocCounters(),
-		tcpQ: make(chan []byte, tcpQueueLen), done: make(chan struct{})}
+		done: make(chan struct{})}
 	cn.udpClientLeg(&legs, a)
 	b, route, err := f.rt.Associate(ctx, gateway.CmdUDP, &gateway.AssocRequest{Bind: cn.req.Addr, Options: legs.Remote, Principal: cn.p})
 	if err != nil {
@@ -193,12 +204,12 @@ func (cn *conn) udpAssociate(ctx context.Context) {
 	a.last.Store(time.Now().UnixNano())
 	var st gateway.RelayStats
 	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); a.writeTCP() }()
+	wg.Add(1)
 	go func() { defer wg.Done(); st.Down = a.fromRemote() }()
 	up, err := a.control(ctx)
 	a.close()
 	wg.Wait()
+	a.writers.Wait()
 	st.Up = up
 	cn.log(gateway.CmdUDP, route, st, err)
 }
@@ -465,46 +476,65 @@ func (a *association) toClient(b []byte) bool {
 	return false
 }
 
-// enqueue copies b into the control connection's write queue. Datagrams are
-// dropped (and counted) when the queue is full; control messages wait.
+// enqueue copies b into the control connection's write queue, and starts
+// the writer when none runs. Datagrams are dropped (and counted) when the
+// queue is full; control messages are always queued.
 func (a *association) enqueue(b []byte, control bool) bool {
-	p := msgPool.Get().(*[]byte)
-	*p = append((*p)[:0], b...)
-	if control {
-		select {
-		case a.tcpQ <- *p:
-			return true
-		case <-a.done:
-			return false
-		}
+	a.qmu.Lock()
+	defer a.qmu.Unlock()
+	if a.qclosed {
+		return false
 	}
-	select {
-	case a.tcpQ <- *p:
-		return true
-	default:
-		msgPool.Put(p)
+	if !control && len(a.tcpQ)+a.inflight >= tcpQueueLen {
 		count(a.c, func(c *assocCounters) prometheus.Counter { return c.queueFull })
 		return false
 	}
+	p := msgPool.Get().(*[]byte)
+	*p = append((*p)[:0], b...)
+	a.tcpQ = append(a.tcpQ, p)
+	if !a.writing {
+		a.writing = true
+		a.writers.Add(1)
+		go a.writeTCP()
+	}
+	return true
 }
 
-// writeTCP writes queued messages to the control connection.
+// writeTCP writes queued messages to the control connection, all that wait
+// with one write, until the queue is empty or the association closed.
 func (a *association) writeTCP() {
+	defer a.writers.Done()
 	c := a.cn.c
+	var bufs net.Buffers
 	for {
-		select {
-		case b := <-a.tcpQ:
-			c.SetWriteDeadline(time.Now().Add(10 * time.Second))
-			_, err := c.Write(b)
-			b = b[:0]
-			msgPool.Put(&b)
-			if err != nil {
-				a.close()
-				return
-			}
-		case <-a.done:
+		a.qmu.Lock()
+		q := a.tcpQ
+		a.tcpQ, a.inflight = nil, len(q)
+		if len(q) == 0 || a.qclosed {
+			a.writing, a.inflight = false, 0
+			a.qmu.Unlock()
+			releaseMsgs(q)
 			return
 		}
+		a.qmu.Unlock()
+		bufs = bufs[:0]
+		for _, p := range q {
+			bufs = append(bufs, *p)
+		}
+		c.SetWriteDeadline(time.Now().Add(10 * time.Second))
+		w := bufs // WriteTo consumes its receiver
+		_, err := w.WriteTo(c)
+		releaseMsgs(q)
+		if err != nil {
+			a.close()
+		}
+	}
+}
+
+func releaseMsgs(q []*[]byte) {
+	for _, p := range q {
+		*p = (*p)[:0]
+		msgPool.Put(p)
 	}
 }
 
@@ -513,6 +543,9 @@ func (a *association) writeTCP() {
 func (a *association) close() {
 	a.closeOnce.Do(func() {
 		close(a.done)
+		a.qmu.Lock()
+		a.qclosed = true // the writer drops what waits
+		a.qmu.Unlock()
 		a.f.udp.remove(a)
 		if a.assoc != nil {
 			a.assoc.Close()
