@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"slices"
 )
 
 // Principal says who a request is for. It travels with every request so that
@@ -198,6 +199,27 @@ type PacketServer interface {
 type BatchWriter interface {
 	WriteToLater(b []byte, dst Addr, meta DatagramMeta) error
 	Flush()
+}
+
+// HeldWrites is the BatchWriters that a read batch handed datagrams to,
+// to flush when the batch ends. Not for concurrent use.
+type HeldWrites struct{ bws []BatchWriter }
+
+// WriteToLater is bw.WriteToLater, and remembers bw for Flush.
+func (h *HeldWrites) WriteToLater(bw BatchWriter, b []byte, dst Addr, meta DatagramMeta) error {
+	if !slices.Contains(h.bws, bw) {
+		h.bws = append(h.bws, bw)
+	}
+	return bw.WriteToLater(b, dst, meta)
+}
+
+// Flush flushes each BatchWriter written to since the last Flush, once.
+func (h *HeldWrites) Flush() {
+	for _, bw := range h.bws {
+		bw.Flush()
+	}
+	clear(h.bws)
+	h.bws = h.bws[:0]
 }
 
 // BatchWriterOf returns a as a BatchWriter, or nil when it is not one.

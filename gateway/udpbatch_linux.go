@@ -303,15 +303,10 @@ func NewSendEach(n int) *SendEach {
 	}
 }
 
-// Add adds b (kept until Reset) to dst and reports whether the batch is now
-// full.
-func (s *SendEach) Add(b []byte, dst netip.AddrPort) (full bool) {
-	return s.AddCtl(b, dst, nil)
-}
-
-// AddCtl is Add for a datagram with control messages (copied; at most
-// SendCtlSize bytes, else AddCtl panics).
-func (s *SendEach) AddCtl(b []byte, dst netip.AddrPort, ctl []byte) (full bool) {
+// Add adds b (kept until Reset) to dst, with control messages ctl (copied;
+// at most SendCtlSize bytes, else Add panics), and reports whether the
+// batch is now full.
+func (s *SendEach) Add(b []byte, dst netip.AddrPort, ctl []byte) (full bool) {
 	i := len(s.msgs)
 	if len(ctl) > 0 {
 		copy(unsafe.Slice((*byte)(unsafe.Pointer(&s.ctls[i][0])), SendCtlSize), ctl)

@@ -318,10 +318,10 @@ func TestSendEach(t *testing.T) {
 	}
 	s := NewSendEach(4)
 	for _, c := range []*net.UDPConn{v4, dual} {
-		s.Add([]byte("1a"), addrOf(r1))
-		s.Add([]byte("2a"), addrOf(r2))
-		s.Add([]byte("1b"), addrOf(r1))
-		if !s.Add([]byte("2b"), addrOf(r2)) {
+		s.Add([]byte("1a"), addrOf(r1), nil)
+		s.Add([]byte("2a"), addrOf(r2), nil)
+		s.Add([]byte("1b"), addrOf(r1), nil)
+		if !s.Add([]byte("2b"), addrOf(r2), nil) {
 			t.Fatal("not full at its capacity")
 		}
 		if n, errno := send(c, s, 0); n != 4 || errno != 0 {
@@ -331,9 +331,9 @@ func TestSendEach(t *testing.T) {
 		recv(r2, "2a", "2b")
 		s.Reset()
 	}
-	s.Add([]byte("x"), addrOf(r1))
-	s.Add(make([]byte, 70000), addrOf(r1))
-	s.Add([]byte("y"), addrOf(r1))
+	s.Add([]byte("x"), addrOf(r1), nil)
+	s.Add(make([]byte, 70000), addrOf(r1), nil)
+	s.Add([]byte("y"), addrOf(r1), nil)
 	n, errno := send(v4, s, 0)
 	if n == 1 && errno == 0 {
 		n2, errno2 := send(v4, s, 1) // the error comes on the next call
@@ -390,9 +390,9 @@ func TestSendEachControl(t *testing.T) {
 		}
 		s.Reset()
 	}
-	s.AddCtl([]byte("a"), addrOf(r), AppendIPCmsg(nil, false, 7, 0x20))
-	s.Add([]byte("b"), addrOf(r))
-	s.AddCtl([]byte("c"), addrOf(r), AppendIPCmsg(nil, false, 9, -1))
+	s.Add([]byte("a"), addrOf(r), AppendIPCmsg(nil, false, 7, 0x20))
+	s.Add([]byte("b"), addrOf(r), nil)
+	s.Add([]byte("c"), addrOf(r), AppendIPCmsg(nil, false, 9, -1))
 	send()
 	if got := ttlOf("a"); got != 7 {
 		t.Errorf("a: TTL %d, want 7", got)
@@ -404,7 +404,7 @@ func TestSendEachControl(t *testing.T) {
 	if got := ttlOf("c"); got != 9 {
 		t.Errorf("c: TTL %d, want 9", got)
 	}
-	s.Add([]byte("d"), addrOf(r))
+	s.Add([]byte("d"), addrOf(r), nil)
 	send()
 	if got := ttlOf("d"); got != def {
 		t.Errorf("d, in a slot that had TTL 7: TTL %d, want %d", got, def)

@@ -599,6 +599,12 @@ func (a *association) Reservation() (gateway.Reservation, bool) {
 // checked like an IP destination (see gateway.Destinations). Errors are
 // *gateway.Error values; none of them ends the association.
 func (a *association) WriteTo(b []byte, dst gateway.Addr, meta gateway.DatagramMeta) error {
+	return a.write(b, dst, meta, false)
+}
+
+// write sends b to dst once dests allowed it (see WriteTo); with later, it
+// may hold it until Flush (see WriteToLater).
+func (a *association) write(b []byte, dst gateway.Addr, meta gateway.DatagramMeta, later bool) error {
 	if a.closed.Load() {
 		return closedErr("send")
 	}
@@ -606,10 +612,18 @@ func (a *association) WriteTo(b []byte, dst gateway.Addr, meta gateway.DatagramM
 	if err != nil || !ap.IsValid() {
 		return err
 	}
-	return a.send(b, ap, meta)
+	a.wmu.Lock()
+	defer a.wmu.Unlock()
+	if a.closed.Load() {
+		return closedErr("send")
+	}
+	if later {
+		return a.holdLocked(b, ap, meta)
+	}
+	return a.sendLocked(b, ap, meta)
 }
 
-// send sends one datagram to an address dests allowed.
+// send sends one datagram to an address dests allowed (a resolved name's).
 func (a *association) send(b []byte, ap netip.AddrPort, meta gateway.DatagramMeta) error {
 	a.wmu.Lock()
 	defer a.wmu.Unlock()

@@ -571,18 +571,12 @@ func (s *sockIO) control(oob []byte, v4 bool, meta gateway.DatagramMeta) (n, pmt
 // control messages (TTL, TOS, IPv6 DF). An IPv4 datagram that needs the
 // socket's DF mode switched is sent at once, after what waits.
 func (a *association) WriteToLater(b []byte, dst gateway.Addr, meta gateway.DatagramMeta) error {
-	if a.closed.Load() {
-		return closedErr("send")
-	}
-	ap, err := a.dests.Target(dst, b, meta)
-	if err != nil || !ap.IsValid() {
-		return err
-	}
-	a.wmu.Lock()
-	defer a.wmu.Unlock()
-	if a.closed.Load() {
-		return closedErr("send")
-	}
+	return a.write(b, dst, meta, true)
+}
+
+// holdLocked holds b for Flush, or sends it at once (see WriteToLater).
+// Called with wmu held.
+func (a *association) holdLocked(b []byte, ap netip.AddrPort, meta gateway.DatagramMeta) error {
 	s := &a.io
 	var ctl [gateway.SendCtlSize]byte
 	v4 := ap.Addr().Is4()
@@ -598,7 +592,7 @@ func (a *association) WriteToLater(b []byte, dst gateway.Addr, meta gateway.Data
 		s.later = laterBatches.Get().(*gateway.SendEach)
 	}
 	s.laterMeta = append(s.laterMeta, meta)
-	if s.later.AddCtl(b, ap, ctl[:n]) {
+	if s.later.Add(b, ap, ctl[:n]) {
 		a.flushLocked()
 	}
 	return nil

@@ -36,6 +36,11 @@ func (a *association) ReadFrom(b []byte) (gateway.Packet, error) {
 	}, nil
 }
 
+// holdLocked is sendLocked: this OS has no batches (write never holds).
+func (a *association) holdLocked(b []byte, dst netip.AddrPort, meta gateway.DatagramMeta) error {
+	return a.sendLocked(b, dst, meta)
+}
+
 // sendLocked sends one datagram; meta is ignored. Called with wmu held.
 func (a *association) sendLocked(b []byte, dst netip.AddrPort, meta gateway.DatagramMeta) error {
 	if _, err := a.pc.WriteToUDPAddrPort(b, dst); err != nil {

@@ -146,12 +146,9 @@ func (u *udpAssoc) clientToRemote() (bytes int64) {
 	// The datagrams of one read batch wait in the backend until the batch
 	// is done, to go out with one system call.
 	bw := gateway.BatchWriterOf(u.assoc)
-	held := false
+	var held gateway.HeldWrites
 	put := func() {
-		if held {
-			bw.Flush()
-			held = false
-		}
+		held.Flush()
 		lend.Put()
 	}
 	relay := func(_ int, b []byte, from netip.AddrPort, _ []byte) {
@@ -181,8 +178,7 @@ func (u *udpAssoc) clientToRemote() (bytes int64) {
 		u.last.Store(time.Now().UnixNano())
 		var err error
 		if bw != nil {
-			held = true
-			err = bw.WriteToLater(payload, h.Addr, gateway.DatagramMeta{})
+			err = held.WriteToLater(bw, payload, h.Addr, gateway.DatagramMeta{})
 		} else {
 			err = u.assoc.WriteTo(payload, h.Addr, gateway.DatagramMeta{})
 		}

@@ -84,11 +84,8 @@ type association struct {
 	f     *Frontend
 	cn    *conn
 	assoc gateway.Association
-	// bw is assoc's batched sends, when it has them; held says the relay
-	// endpoint's current read batch holds datagrams in it (endpoint
-	// goroutine only).
+	// bw is assoc's batched sends, when it has them.
 	bw       gateway.BatchWriter
-	held     bool
 	clientIP netip.Addr
 	icmp     bool // the client opted in to Error messages
 	ttl, tos int  // client–proxy leg, per datagram on UDP (-1 = default)
@@ -327,19 +324,15 @@ func (a *association) mapTo(ch channel, peer netip.AddrPort, local netip.Addr, e
 // fromClient relays one client Datagram to its destination and returns the
 // payload bytes relayed. The receive-first empty Datagram only maps. With
 // held (a relay endpoint's read batch), the datagram may wait in the
-// backend until the batch is flushed, a is then added to held.
-func (a *association) fromClient(m *s6.UDPMessage, held *[]*association) int64 {
+// backend until held is flushed.
+func (a *association) fromClient(m *s6.UDPMessage, held *gateway.HeldWrites) int64 {
 	if m.IsReceiveFirst() {
 		return 0
 	}
 	a.last.Store(time.Now().UnixNano())
 	var err error
 	if held != nil && a.bw != nil {
-		if !a.held {
-			a.held = true
-			*held = append(*held, a)
-		}
-		err = a.bw.WriteToLater(m.Payload, m.Addr, gateway.DatagramMeta{})
+		err = held.WriteToLater(a.bw, m.Payload, m.Addr, gateway.DatagramMeta{})
 	} else {
 		err = a.assoc.WriteTo(m.Payload, m.Addr, gateway.DatagramMeta{})
 	}
@@ -575,16 +568,9 @@ func (f *Frontend) ServePacket(ctx context.Context, pc net.PacketConn, ep gatewa
 	}
 	// Datagrams of one read batch wait in the backends (held) until the
 	// batch is done, to go out with one system call per association.
-	var held []*association
+	var held gateway.HeldWrites
 	get := func() [][]byte { return bufs }
-	put := func() {
-		for i, a := range held {
-			a.bw.Flush()
-			a.held = false
-			held[i] = nil
-		}
-		held = held[:0]
-	}
+	put := held.Flush
 	handle := func(_ int, b []byte, from netip.AddrPort, oob []byte) {
 		f.handleDatagram(b, from, e.localOf(oob), e, nil, &held)
 	}
@@ -605,7 +591,7 @@ const endpointBatch = 8
 // handleDatagram applies the mapping rule to one message from a client
 // relay channel (UDP or DTLS): unknown IDs, foreign sources and messages on a
 // channel other than the mapped one are dropped silently.
-func (f *Frontend) handleDatagram(b []byte, from netip.AddrPort, local netip.Addr, ep *udpEndpoint, dc net.Conn, held *[]*association) {
+func (f *Frontend) handleDatagram(b []byte, from netip.AddrPort, local netip.Addr, ep *udpEndpoint, dc net.Conn, held *gateway.HeldWrites) {
 	m, _, err := s6.ParseUDPMessage(b)
 	if err != nil || m.Type != s6.UDPDatagram {
 		f.dropped("malformed")

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/netip"
-	"slices"
 	"time"
 
 	"github.com/pion/stun"
@@ -665,7 +664,7 @@ func (f *Frontend) fromClientChannel(n uint16, data []byte, src *source) {
 }
 
 // sendToPeer relays data from src to peer through r; for a source that
-// batches, it may wait in r until src.flush.
+// batches, it may wait in r until src.held is flushed.
 func (a *allocation) sendToPeer(src *source, r *relay, data []byte, peer netip.AddrPort, meta gateway.DatagramMeta) {
 	c := a.f.c
 	if ref, ok := a.f.st.relayAt(peer); ok && ref.a != a {
@@ -681,10 +680,7 @@ func (a *allocation) sendToPeer(src *source, r *relay, data []byte, peer netip.A
 	dst := gateway.Addr{IP: peer.Addr(), Port: peer.Port()}
 	var err error
 	if src.batch && r.bw != nil {
-		err = r.bw.WriteToLater(data, dst, meta)
-		if !slices.Contains(src.held, r) {
-			src.held = append(src.held, r)
-		}
+		err = src.held.WriteToLater(r.bw, data, dst, meta)
 	} else {
 		err = r.assoc.WriteTo(data, dst, meta)
 	}

@@ -160,19 +160,9 @@ type source struct {
 	// connection bound: ServeConn relays the connection raw from then on.
 	handoff *tcpConn
 	// batch says datagrams to peers may wait in their relay (UDP: the
-	// datagrams of one read batch go out together); held is the relays
-	// that hold some, until flush.
+	// datagrams of one read batch go out together) until held is flushed.
 	batch bool
-	held  []*relay
-}
-
-// flush sends what the relays hold for s.
-func (s *source) flush() {
-	for _, r := range s.held {
-		r.bw.Flush()
-	}
-	clear(s.held)
-	s.held = s.held[:0]
+	held  gateway.HeldWrites
 }
 
 // sink returns the reply path of the source, for keeping.
@@ -258,7 +248,7 @@ func (f *Frontend) ServePacket(ctx context.Context, pc net.PacketConn, ep gatewa
 	src := &source{ep: e, batch: true}
 	// The datagrams of a read batch wait in their relays until the batch
 	// is done, when they go out with one system call per relay.
-	get, put := func() [][]byte { return bufs }, src.flush
+	get, put := func() [][]byte { return bufs }, src.held.Flush
 	handle := func(_ int, b []byte, from netip.AddrPort, oob []byte) {
 		local, ttl, tos := parseCmsgs(oob)
 		if !local.IsValid() {
@@ -317,7 +307,7 @@ func (f *Frontend) handlePacket(ctx context.Context, b []byte, src *source, m *s
 		// before a request (a Refresh that ends the allocation, say)
 		// goes before the request is handled, and a held Send
 		// indication's data lives in m, which Decode overwrites.
-		src.flush()
+		src.held.Flush()
 		if err := tt.Decode(b, m); err != nil {
 			f.c.drop(f.c.malformed)
 			f.rt.HandshakeFailed(f.name, "bad_stun")

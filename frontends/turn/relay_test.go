@@ -123,7 +123,7 @@ func TestBatchFlushedBeforeRequest(t *testing.T) {
 		ind, _ := tt.AppendSendIndication(nil, [12]byte{1}, apOf(sink), []byte(d), false)
 		e.feed(ind, false)
 	}
-	e.src.flush()
+	e.src.held.Flush()
 	for _, want := range []string{"one", "two", "three"} {
 		sink.SetReadDeadline(time.Now().Add(2 * time.Second))
 		n, err := sink.Read(buf)
@@ -142,7 +142,7 @@ func TestBatchFlushedBeforeRequest(t *testing.T) {
 	if e.f.st.get(e.src.tuple) != nil {
 		t.Fatal("Refresh(0) left the allocation")
 	}
-	e.src.flush() // the batch ends
+	e.src.held.Flush() // the batch ends
 	sink.SetReadDeadline(time.Now().Add(2 * time.Second))
 	n, err := sink.Read(buf)
 	if err != nil || string(buf[:n]) != "held" {
