@@ -15,6 +15,7 @@ package dantetest
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -169,9 +170,8 @@ func start(t testing.TB, bin string, opts Options) (*Server, error) {
 			return nil, fmt.Errorf("dantetest: danted exited at start:\n%s", s.Log())
 		default:
 		}
-		c, err := net.DialTimeout("tcp", s.Addr, time.Second)
+		err := s.probe(opts)
 		if err == nil {
-			c.Close()
 			return s, nil
 		}
 		if time.Now().After(deadline) {
@@ -179,6 +179,33 @@ func start(t testing.TB, bin string, opts Options) (*Server, error) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// probe checks that danted answers a method negotiation, not only that its
+// port accepts: right after start, danted's main process accepts before
+// its negotiation child is up and may drop (reset) what it accepted.
+func (s *Server) probe(opts Options) error {
+	c, err := net.DialTimeout("tcp", s.Addr, time.Second)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(2 * time.Second))
+	method := byte(0x00)
+	if opts.Auth {
+		method = 0x02
+	}
+	if _, err := c.Write([]byte{0x05, 0x01, method}); err != nil {
+		return err
+	}
+	var reply [2]byte
+	if _, err := io.ReadFull(c, reply[:]); err != nil {
+		return err
+	}
+	if reply != [2]byte{0x05, method} {
+		return fmt.Errorf("method selection % x, want 05 %02x", reply, method)
+	}
+	return nil
 }
 
 // stop ends danted: SIGTERM to the process it started, then SIGKILL to its
