@@ -134,6 +134,9 @@ func (b *Backend) Associate(ctx context.Context, req *gateway.AssocRequest) (gat
 	go a.watch()
 	ok = true
 	a.log.Debug("udp association open", "source", src.String())
+	if a.pc != nil {
+		return &sockAssociation{association: a}, nil
+	}
 	return a, nil
 }
 

@@ -138,7 +138,7 @@ func TestAssociateWire(t *testing.T) {
 	}
 
 	// From the relay: parsed, From is the header's address.
-	assoc := a.(*association)
+	assoc := a.(*sockAssociation).association
 	buf := make([]byte, 65536)
 	f.relay.WriteToUDPAddrPort(datagram(t, 0, dst, "answer"), src)
 	pkt, err := a.ReadFrom(buf)

@@ -199,6 +199,17 @@ func TestDanteBindCloseWhileWaiting(t *testing.T) {
 // fails the test.
 func udpCheck(t *testing.T, a gateway.Association, echo gateway.Addr, count int) {
 	t.Helper()
+	udpCheckWith(t, a, echo, count, false)
+}
+
+// udpCheckWith is udpCheck; batched sends with WriteToLater, 8 datagrams
+// per Flush, and reads with gateway.ServePackets, as the frontends do.
+func udpCheckWith(t *testing.T, a gateway.Association, echo gateway.Addr, count int, batched bool) {
+	t.Helper()
+	bw := gateway.BatchWriterOf(a)
+	if batched && bw == nil {
+		t.Fatal("the association is not a gateway.BatchWriter")
+	}
 	all := make(map[string]int, count)
 	list := make([][]byte, count)
 	for i := range list {
@@ -215,7 +226,45 @@ func udpCheck(t *testing.T, a gateway.Association, echo gateway.Addr, count int)
 	}
 	complete := make(chan struct{})
 	readErr := make(chan error, 1)
+	// check judges one datagram; false ends the reader (readErr is sent).
+	check := func(pkt gateway.Packet, payload []byte) bool {
+		if pkt.Kind != gateway.PacketData || pkt.From != echo {
+			readErr <- fmt.Errorf("packet kind %d from %s, want data from %s", pkt.Kind, pkt.From, echo)
+			return false
+		}
+		p := string(payload)
+		if p == "probe" { // a late warm-up echo
+			return true
+		}
+		i, ok := all[p]
+		if !ok {
+			readErr <- fmt.Errorf("a datagram of %d bytes that was never sent", pkt.N)
+			return false
+		}
+		mu.Lock()
+		if missing[i] {
+			delete(missing, i)
+			if len(missing) == 0 {
+				close(complete)
+			}
+		}
+		mu.Unlock()
+		return true
+	}
 	go func() {
+		if batched {
+			failed := false
+			err := gateway.ServePackets(a, gateway.NewBufPool(0, 65536), func(buf []byte, pkt gateway.Packet) {
+				if !failed && !check(pkt, buf[:pkt.N]) {
+					failed = true
+					a.Close()
+				}
+			}, nil)
+			if !failed {
+				readErr <- err
+			}
+			return
+		}
 		buf := make([]byte, 65536)
 		for {
 			pkt, err := a.ReadFrom(buf)
@@ -223,27 +272,9 @@ func udpCheck(t *testing.T, a gateway.Association, echo gateway.Addr, count int)
 				readErr <- err
 				return
 			}
-			if pkt.Kind != gateway.PacketData || pkt.From != echo {
-				readErr <- fmt.Errorf("packet kind %d from %s, want data from %s", pkt.Kind, pkt.From, echo)
+			if !check(pkt, buf[:pkt.N]) {
 				return
 			}
-			p := string(buf[:pkt.N])
-			if p == "probe" { // a late warm-up echo
-				continue
-			}
-			i, ok := all[p]
-			if !ok {
-				readErr <- fmt.Errorf("a datagram of %d bytes that was never sent", pkt.N)
-				return
-			}
-			mu.Lock()
-			if missing[i] {
-				delete(missing, i)
-				if len(missing) == 0 {
-					close(complete)
-				}
-			}
-			mu.Unlock()
 		}
 	}()
 	defer func() {
@@ -263,7 +294,16 @@ func udpCheck(t *testing.T, a gateway.Association, echo gateway.Addr, count int)
 			t.Logf("round %d: %d of %d datagrams lost, sending them again", round, len(send), count)
 		}
 		for n, i := range send {
-			if err := a.WriteTo(list[i], echo, gateway.DatagramMeta{}); err != nil {
+			var err error
+			if batched {
+				err = bw.WriteToLater(list[i], echo, gateway.DatagramMeta{})
+				if n%8 == 7 || n == len(send)-1 {
+					bw.Flush()
+				}
+			} else {
+				err = a.WriteTo(list[i], echo, gateway.DatagramMeta{})
+			}
+			if err != nil {
 				t.Fatalf("WriteTo %d: %v", i, err)
 			}
 			if n%20 == 19 {
@@ -339,6 +379,17 @@ func TestDanteUDP(t *testing.T) {
 			udpCheck(t, a, echo, 200)
 		})
 	}
+	// Batched both ways, as a frontend's read batches drive it.
+	t.Run("batched", func(t *testing.T) {
+		d := dantetest.Start(t, dantetest.Options{})
+		b := danteBackend(t, d, Config{}, Options{})
+		a, err := b.Associate(testCtx(t, 10*time.Second), &gateway.AssocRequest{Policy: &denyPolicy{}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer a.Close()
+		udpCheckWith(t, a, echo, 200, true)
+	})
 }
 
 // TestDanteIPv6Destinations reaches IPv6 destinations through Dante over

@@ -179,7 +179,11 @@ type association struct {
 	once  sync.Once
 }
 
-var _ gateway.Association = (*association)(nil)
+var (
+	_ gateway.Association  = (*association)(nil)
+	_ gateway.BatchWriter  = (*association)(nil)
+	_ gateway.PacketServer = (*association)(nil)
+)
 
 // RelayAddr returns the upstream's remote-facing address from its
 // Operation Reply; ok is false when the upstream reported an unspecified
@@ -211,6 +215,33 @@ func (a *association) WriteTo(p []byte, dst gateway.Addr, _ gateway.DatagramMeta
 		return err
 	}
 	return a.u.WriteTo(p, gateway.AddrFromAddrPort(ap))
+}
+
+// WriteToLater is WriteTo that may hold the datagram until Flush
+// (gateway.BatchWriter; see UDPAssoc.WriteToLater). A name resolved here
+// goes through WriteTo, after what waits.
+func (a *association) WriteToLater(p []byte, dst gateway.Addr, meta gateway.DatagramMeta) error {
+	if dst.IsName() && !a.b.resolveLocal {
+		return a.u.WriteToLater(p, dst)
+	}
+	if dst.IsName() {
+		a.u.Flush()
+		return a.WriteTo(p, dst, meta)
+	}
+	ap, err := a.dests.Target(dst, p, gateway.DatagramMeta{})
+	if err != nil || !ap.IsValid() {
+		return err
+	}
+	return a.u.WriteToLater(p, gateway.AddrFromAddrPort(ap))
+}
+
+// Flush sends what WriteToLater holds.
+func (a *association) Flush() { a.u.Flush() }
+
+// ServePackets reads datagrams and ICMP errors in batches
+// (gateway.PacketServer; see UDPAssoc.ServePackets).
+func (a *association) ServePackets(get func() [][]byte, put func(), fn func(i int, pkt gateway.Packet)) error {
+	return a.u.ServePackets(get, put, fn)
 }
 
 // sendQueued sends a datagram that waited for its name.

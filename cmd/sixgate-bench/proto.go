@@ -107,6 +107,16 @@ type assoc interface {
 	close() error
 }
 
+// batchAssoc is an assoc that also sends and reads in batches, as a
+// load that should not be the bottleneck does: sendBatch sends every
+// datagram of bs to dst with as few system calls as it can, and serve
+// calls fn with each payload received until the association ends.
+type batchAssoc interface {
+	assoc
+	sendBatch(bs [][]byte, dst netip.AddrPort) error
+	serve(fn func(payload []byte)) error
+}
+
 // associator opens UDP associations.
 type associator interface {
 	associate(ctx context.Context) (assoc, error)
@@ -182,6 +192,26 @@ func (a socks6Assoc) recv(b []byte) (int, error) {
 
 func (a socks6Assoc) close() error { return a.u.Close() }
 
+func (a socks6Assoc) sendBatch(bs [][]byte, dst netip.AddrPort) error {
+	defer a.u.Flush()
+	to := gateway.AddrFromAddrPort(dst)
+	for _, b := range bs {
+		if err := a.u.WriteToLater(b, to); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (a socks6Assoc) serve(fn func(payload []byte)) error {
+	l := benchBufs.BatchLender()
+	return a.u.ServePackets(l.Get, l.Put, func(i int, pkt gateway.Packet) {
+		if pkt.Kind == gateway.PacketData {
+			fn(l.Buf(i)[:pkt.N])
+		}
+	})
+}
+
 type directAssociator struct{}
 
 func (directAssociator) associate(context.Context) (assoc, error) {
@@ -189,10 +219,13 @@ func (directAssociator) associate(context.Context) (assoc, error) {
 	if err != nil {
 		return nil, err
 	}
-	return directAssoc{pc}, nil
+	return directAssoc{pc, gateway.NewSendBatch(64)}, nil
 }
 
-type directAssoc struct{ pc *net.UDPConn }
+type directAssoc struct {
+	pc *net.UDPConn
+	sb *gateway.SendBatch // sendBatch's, from the one sending goroutine
+}
 
 func (a directAssoc) send(b []byte, dst netip.AddrPort) error {
 	_, err := a.pc.WriteToUDPAddrPort(b, dst)
@@ -205,6 +238,24 @@ func (a directAssoc) recv(b []byte) (int, error) {
 }
 
 func (a directAssoc) close() error { return a.pc.Close() }
+
+func (a directAssoc) sendBatch(bs [][]byte, dst netip.AddrPort) error {
+	defer a.sb.Reset()
+	for _, b := range bs {
+		a.sb.Add(b)
+	}
+	_, err := a.sb.Send(a.pc, dst, nil)
+	return err
+}
+
+func (a directAssoc) serve(fn func(payload []byte)) error {
+	bufs := make([][]byte, gateway.ReadBatch)
+	for i := range bufs {
+		bufs[i] = make([]byte, 2048)
+	}
+	return gateway.ServeUDP(context.Background(), a.pc, func() [][]byte { return bufs }, func() {}, 0,
+		func(_ int, b []byte, _ netip.AddrPort, _ []byte) { fn(b) })
+}
 
 // backendAssociator opens associations with a gateway.Backend's client side
 // (the socks5 backend).
@@ -237,6 +288,39 @@ func (a backendAssoc) recv(b []byte) (int, error) {
 }
 
 func (a backendAssoc) close() error { return a.a.Close() }
+
+// sendBatch holds the datagrams and flushes them once where the backend's
+// association is a gateway.BatchWriter, else sends them one by one.
+func (a backendAssoc) sendBatch(bs [][]byte, dst netip.AddrPort) error {
+	to := gateway.AddrFromAddrPort(dst)
+	bw := gateway.BatchWriterOf(a.a)
+	if bw == nil {
+		for _, b := range bs {
+			if err := a.a.WriteTo(b, to, gateway.DatagramMeta{}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	defer bw.Flush()
+	for _, b := range bs {
+		if err := bw.WriteToLater(b, to, gateway.DatagramMeta{}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (a backendAssoc) serve(fn func(payload []byte)) error {
+	return gateway.ServePackets(a.a, benchBufs, func(buf []byte, pkt gateway.Packet) {
+		if pkt.Kind == gateway.PacketData {
+			fn(buf[:pkt.N])
+		}
+	}, nil)
+}
+
+// benchBufs are the buffers batched reads lend.
+var benchBufs = gateway.NewBufPool(0, 2048)
 
 // withTimeout bounds one setup step.
 func withTimeout(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {

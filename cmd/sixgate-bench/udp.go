@@ -25,12 +25,13 @@ func cmdUDP(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	tick := fs.Duration("tick", 0, "with -rate: send in bursts, every association only at multiples of this interval (as turnutils_uclient does); 0 = spread out")
 	fs.DurationVar(&c.duration, "duration", 5*time.Second, "sending time")
 	drain := fs.Duration("drain", 500*time.Millisecond, "wait for late replies after sending stops")
+	batch := fs.Int("batch", 1, "send up to this many datagrams per system call and read in batches (sendmmsg/recvmmsg where the protocol's client has them), so that the load is not what limits the rate")
 	target := fs.String("target", "", "UDP echo address (default: a built-in echo on 127.0.0.1)")
 	if err := c.parse(fs, args); err != nil {
 		return err
 	}
-	if *nAssoc < 1 || *size < 16 || *size > 1400 || *rate < 0 || *inflight < 0 {
-		return fmt.Errorf("-assocs must be positive, -size within 16..1400, -rate and -inflight not negative")
+	if *nAssoc < 1 || *size < 16 || *size > 1400 || *rate < 0 || *inflight < 0 || *batch < 1 || *batch > 64 {
+		return fmt.Errorf("-assocs must be positive, -size within 16..1400, -rate and -inflight not negative, -batch within 1..64")
 	}
 	as, err := newAssociator(&c)
 	if err != nil {
@@ -90,19 +91,19 @@ func cmdUDP(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 				tokens <- struct{}{}
 			}
 		}
+		ba, batched := a.(batchAssoc)
+		batched = batched && *batch > 1
 		rwg.Add(1)
 		go func() {
 			defer rwg.Done()
-			buf := make([]byte, 2048)
 			var local []time.Duration
-			for {
-				n, err := a.recv(buf)
-				if err != nil {
-					break
+			got := func(b []byte) {
+				if len(b) < 16 {
+					return
 				}
-				ts := int64(binary.BigEndian.Uint64(buf))
-				if n < 16 || ts < t0.UnixNano() {
-					continue // a late echo of a probe
+				ts := int64(binary.BigEndian.Uint64(b))
+				if ts < t0.UnixNano() {
+					return // a late echo of a probe
 				}
 				if k := rx.Add(1); k%16 == 0 {
 					local = append(local, time.Duration(time.Now().UnixNano()-ts))
@@ -114,6 +115,18 @@ func cmdUDP(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 					}
 				}
 			}
+			if batched {
+				ba.serve(got)
+			} else {
+				buf := make([]byte, 2048)
+				for {
+					n, err := a.recv(buf)
+					if err != nil {
+						break
+					}
+					got(buf[:n])
+				}
+			}
 			mu.Lock()
 			lats = append(lats, local...)
 			mu.Unlock()
@@ -122,8 +135,18 @@ func cmdUDP(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		go func() {
 			defer swg.Done()
 			per := *rate / float64(len(assocs))
-			buf := make([]byte, *size)
+			bufs := make([][]byte, *batch)
+			for i := range bufs {
+				bufs[i] = make([]byte, *size)
+			}
 			var mine int64
+			nb := 0 // datagrams in bufs not sent yet
+			fail := func(err error) {
+				sendErr.Add(1)
+				mu.Lock()
+				errs.add(err)
+				mu.Unlock()
+			}
 			lost := time.NewTimer(time.Hour)
 			defer lost.Stop()
 			for ctx.Err() == nil {
@@ -139,7 +162,7 @@ func cmdUDP(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 				if per > 0 {
 					due = int64(elapsed.Seconds()*per) + 1
 				}
-				for k := 0; mine < due && k < 64; k++ {
+				for k := 0; mine < due && k < 64; {
 					if tokens != nil {
 						select {
 						case <-tokens:
@@ -151,17 +174,32 @@ func cmdUDP(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 							}
 						}
 					}
+					buf := bufs[nb]
 					binary.BigEndian.PutUint64(buf, uint64(time.Now().UnixNano()))
 					binary.BigEndian.PutUint64(buf[8:], uint64(mine))
 					mine++
-					if err := a.send(buf, dst); err != nil {
-						sendErr.Add(1)
-						mu.Lock()
-						errs.add(err)
-						mu.Unlock()
+					k++
+					nb++
+					if !batched {
+						nb = 0
+						if err := a.send(buf, dst); err != nil {
+							fail(err)
+							continue
+						}
+						sent.Add(1)
 						continue
 					}
-					sent.Add(1)
+					// A batch goes when it is full, when the send is
+					// due no more, or when an answer must come first.
+					if nb == len(bufs) || mine >= due || k == 64 || (tokens != nil && len(tokens) == 0) {
+						n := nb
+						nb = 0
+						if err := ba.sendBatch(bufs[:n], dst); err != nil {
+							fail(err)
+							continue
+						}
+						sent.Add(int64(n))
+					}
 				}
 				if per > 0 && mine >= due {
 					if *tick > 0 {
@@ -197,6 +235,9 @@ func cmdUDP(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	if *inflight > 0 {
 		r.Params["inflight"] = *inflight
+	}
+	if *batch > 1 {
+		r.Params["batch"] = *batch
 	}
 	r.Params["size"] = *size
 	r.Params["target"] = dst.String()

@@ -276,9 +276,9 @@ bench conn.sixgate-s6-session connrate -proto socks6 -proxy 127.0.0.1:$P_S6 -use
 done
 
 # --- UDP ------------------------------------------------------------------------
-say "UDP associations: 4 associations at 10k datagrams/s, then closed loop (32 in flight each), $UDP_D each"
+say "UDP associations: 4 associations at 10k datagrams/s, then closed loop (32 in flight each, sent and read in batches), $UDP_D each"
 for mode in rate max; do for round in $(seq "$ROUNDS"); do
-  if [ $mode = rate ]; then g=udp10k flow=(-rate 10000); else g=udpmax flow=(-rate 0 -inflight 32); fi
+  if [ $mode = rate ]; then g=udp10k flow=(-rate 10000); else g=udpmax flow=(-rate 0 -inflight 32 -batch 16); fi
   bench $g.direct udp -proto direct -assocs 4 "${flow[@]}" -duration $UDP_D -target 127.0.0.1:$P_UECHO
   bench $g.danted udp -proto socks5 -proxy 127.0.0.1:$P_DANTE -assocs 4 "${flow[@]}" -duration $UDP_D -target 127.0.0.1:$P_UECHO -server-pid $DANTE
   bench $g.sixgate-s5 udp -proto socks5 -proxy 127.0.0.1:$P_S5 -assocs 4 "${flow[@]}" -duration $UDP_D -target 127.0.0.1:$P_UECHO -server-pid $SG

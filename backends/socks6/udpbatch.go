@@ -1,0 +1,180 @@
+package socks6
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"sync"
+	"syscall"
+
+	"github.com/sixgate/sixgate/gateway"
+	s6 "github.com/sixgate/sixgate/translate/socks6"
+)
+
+// Batched datagram I/O over a plain UDP data channel: WriteToLater and
+// Flush send what a caller's read batch produced with one sendmmsg(2), and
+// ServePackets reads with recvmmsg(2) (see gateway.ServeUDP). Over the
+// control connection or DTLS, and before the first datagram mapped the
+// association, they fall back to one datagram at a time.
+
+// heldBatch is the datagrams WriteToLater holds, each behind its
+// Datagram header, laid out one after another in arena.
+type heldBatch struct {
+	sb    *gateway.SendBatch
+	arena []byte
+}
+
+const (
+	heldDatagrams = 16
+	heldArena     = 32 << 10
+)
+
+var heldPool = sync.Pool{New: func() any {
+	return &heldBatch{sb: gateway.NewSendBatch(heldDatagrams), arena: make([]byte, 0, heldArena)}
+}}
+
+// WriteToLater is WriteTo that may hold the datagram until Flush, to send
+// several with one system call; b is copied at once, not kept. Over the
+// control connection or DTLS, for the datagram that maps the association,
+// and for a datagram too large to hold, it is WriteTo (after what waits).
+func (u *UDPAssoc) WriteToLater(b []byte, dst gateway.Addr) error {
+	pc, ok := u.data.(*net.UDPConn)
+	h, err := s6.DatagramHeaderLen(dst)
+	if err != nil || !ok {
+		return u.WriteTo(b, dst)
+	}
+	need := h + len(b)
+	u.wmu.Lock()
+	if u.closed || !u.started || u.Transport() != UDPOverUDP || need > heldArena {
+		u.flushLocked(pc)
+		u.wmu.Unlock()
+		return u.WriteTo(b, dst)
+	}
+	if u.held != nil && cap(u.held.arena)-len(u.held.arena) < need {
+		u.flushLocked(pc)
+	}
+	if u.held == nil {
+		u.held = heldPool.Get().(*heldBatch)
+	}
+	hb := u.held
+	start := len(hb.arena)
+	w := hb.arena[start : start+need]
+	copy(w[h:], b)
+	if _, err := s6.PutDatagramHeader(w, u.ID, dst, len(b)); err != nil {
+		u.wmu.Unlock()
+		return fail(gateway.ReasonGeneral, "send", err)
+	}
+	hb.arena = hb.arena[:start+need]
+	if hb.sb.Add(w[:need:need]) {
+		u.flushLocked(pc)
+	}
+	u.wmu.Unlock()
+	return nil
+}
+
+// Flush sends what WriteToLater holds. Datagrams the kernel refuses are
+// dropped (and counted as such).
+func (u *UDPAssoc) Flush() {
+	pc, ok := u.data.(*net.UDPConn)
+	if !ok {
+		return
+	}
+	u.wmu.Lock()
+	u.flushLocked(pc)
+	u.wmu.Unlock()
+}
+
+// flushLocked sends the held batch; called with wmu held.
+func (u *UDPAssoc) flushLocked(pc *net.UDPConn) {
+	hb := u.held
+	if hb == nil {
+		return
+	}
+	u.held = nil
+	k := hb.sb.Len()
+	n := 0
+	var err error
+	if !u.closed {
+		n, err = hb.sb.Send(pc, addrPortOf(pc.RemoteAddr()), nil)
+	}
+	u.sent.Add(uint64(n))
+	if n < k {
+		u.droppedOut.Add(uint64(k - n))
+		if errors.Is(err, syscall.ECONNREFUSED) && !u.isConfirmed() {
+			u.signalRefused()
+		}
+	}
+	hb.sb.Reset()
+	hb.arena = hb.arena[:0]
+	heldPool.Put(hb)
+}
+
+// ServePackets reads datagrams and Error messages until the association
+// ends (gateway.PacketServer): over a plain UDP data channel in batches,
+// each handed to fn inside the read; otherwise one at a time, copied into
+// the first buffer of a batch from get. i is the index of a datagram's
+// buffer, -1 for an Error message. It returns what ReadFrom would.
+func (u *UDPAssoc) ServePackets(get func() [][]byte, put func(), fn func(i int, pkt gateway.Packet)) error {
+	for {
+		if pc, ok := u.data.(*net.UDPConn); ok && u.Transport() == UDPOverUDP {
+			err := u.serveUDP(pc, get, put, fn)
+			if err = u.dataReadErr(err); err != nil {
+				return err
+			}
+			continue
+		}
+		bp := readPool.Get().(*[]byte)
+		pkt, err := u.ReadFrom(*bp)
+		if err != nil {
+			readPool.Put(bp)
+			return err
+		}
+		i := -1
+		bufs := get()
+		if pkt.Kind == gateway.PacketData {
+			i, pkt.N = 0, copy(bufs[0], (*bp)[:pkt.N])
+		}
+		readPool.Put(bp)
+		fn(i, pkt)
+		put()
+	}
+}
+
+// serveUDP is ServePackets on the UDP data channel, until a read fails.
+func (u *UDPAssoc) serveUDP(pc *net.UDPConn, get func() [][]byte, put func(), fn func(i int, pkt gateway.Packet)) error {
+	var bufs [][]byte
+	lend := func() [][]byte { bufs = get(); return bufs }
+	return gateway.ServeUDP(context.Background(), pc, lend, put, 0, func(i int, b []byte, _ netip.AddrPort, _ []byte) {
+		m, _, err := s6.ParseUDPMessage(b)
+		if err != nil || m.Assoc != u.ID {
+			u.droppedIn.Add(1)
+			return
+		}
+		var pkt gateway.Packet
+		switch m.Type {
+		case s6.UDPDatagram:
+			pkt = gateway.Packet{Kind: gateway.PacketData, N: copy(bufs[i], m.Payload), From: m.Addr}
+		case s6.UDPError:
+			e, known := s6.ICMPFor(&m)
+			if !known {
+				u.droppedIn.Add(1)
+				return
+			}
+			i, pkt = -1, gateway.Packet{Kind: gateway.PacketICMP, ICMP: e}
+		default:
+			u.droppedIn.Add(1)
+			return
+		}
+		u.received.Add(1)
+		fn(i, pkt)
+	})
+}
+
+// addrPortOf is a UDP address as an AddrPort.
+func addrPortOf(a net.Addr) netip.AddrPort {
+	if ua, ok := a.(*net.UDPAddr); ok {
+		return ua.AddrPort()
+	}
+	return netip.AddrPort{}
+}
