@@ -444,6 +444,16 @@ func (p *peekedConn) CloseWrite() error {
 	return nil
 }
 
+// WithBuffered returns c with the bytes r read ahead from it in front: a
+// frontend that read its handshake through r keeps what the client sent
+// after it. With nothing buffered it returns c itself.
+func WithBuffered(c net.Conn, r *bufio.Reader) net.Conn {
+	if r.Buffered() == 0 {
+		return c
+	}
+	return &peekedConn{Conn: c, r: r}
+}
+
 // UnwrapConn returns the plain connection under a gateway wrapper once the
 // wrapper holds no buffered bytes, so relays can splice; otherwise c itself.
 func UnwrapConn(c net.Conn) net.Conn {

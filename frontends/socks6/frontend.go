@@ -9,6 +9,7 @@
 package socks6
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -18,6 +19,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/sixgate/sixgate/gateway"
@@ -168,25 +170,30 @@ func (cn *conn) serve(ctx context.Context) {
 	f := cn.f
 	// No preallocated buffer: the codec grows it as bytes arrive, so a
 	// client that announces a large Request and sends little costs little.
-	var err error
-	cn.req, err = s6.ReadRequest(cn.c, nil, f.dialect)
-	if err != nil {
-		if errors.Is(err, s6.ErrVersion) {
-			cn.c.Write(s6.AppendVersionMismatch(nil))
-			f.rt.HandshakeFailed(f.name, "version")
-			return
+	// On a plain TCP connection the codec's small reads (version, header,
+	// address and options, Initial Data) are served from one read of up to
+	// requestReadAhead bytes; what the client sent after them stays in
+	// front of the connection.
+	r := io.Reader(cn.c)
+	var br *bufio.Reader
+	if _, plain := cn.c.(*net.TCPConn); plain {
+		br = readAheads.Get().(*bufio.Reader)
+		br.Reset(cn.c)
+		r = br
+	}
+	ok := cn.readRequest(r)
+	if br != nil {
+		if br.Buffered() > 0 {
+			cn.c = gateway.WithBuffered(cn.c, br) // br stays with the connection
+		} else {
+			br.Reset(nil)
+			readAheads.Put(br)
 		}
-		cn.handshakeError("request", err)
+	}
+	if !ok {
 		return
 	}
 	req := &cn.req
-	if n := req.InitialDataLen(); n > 0 {
-		cn.initial = make([]byte, n)
-		if _, err := io.ReadFull(cn.c, cn.initial); err != nil {
-			cn.handshakeError("initial_data", err)
-			return
-		}
-	}
 	rep, ok := cn.authenticate()
 	if !ok {
 		return
@@ -242,6 +249,37 @@ func (cn *conn) command() gateway.Command {
 		return gateway.CmdNoop
 	}
 	return 0
+}
+
+// requestReadAhead bounds the read that serves the Request: a Request
+// with IPv4 or IPv6 address and a few options, and small Initial Data, fit.
+const requestReadAhead = 512
+
+var readAheads = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, requestReadAhead) }}
+
+// readRequest reads the Request and its Initial Data from r; false when
+// the handshake failed (answered and counted here).
+func (cn *conn) readRequest(r io.Reader) bool {
+	f := cn.f
+	var err error
+	cn.req, err = s6.ReadRequest(r, nil, f.dialect)
+	if err != nil {
+		if errors.Is(err, s6.ErrVersion) {
+			cn.c.Write(s6.AppendVersionMismatch(nil))
+			f.rt.HandshakeFailed(f.name, "version")
+			return false
+		}
+		cn.handshakeError("request", err)
+		return false
+	}
+	if n := cn.req.InitialDataLen(); n > 0 {
+		cn.initial = make([]byte, n)
+		if _, err := io.ReadFull(r, cn.initial); err != nil {
+			cn.handshakeError("initial_data", err)
+			return false
+		}
+	}
+	return true
 }
 
 func (cn *conn) handshakeError(stage string, err error) {
