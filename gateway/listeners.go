@@ -71,16 +71,23 @@ type Listeners struct {
 
 // sessionSet tracks open client connections for the drain.
 type sessionSet struct {
-	mu    sync.Mutex
-	conns map[net.Conn]struct{}
-	wg    sync.WaitGroup
+	mu     sync.Mutex
+	conns  map[net.Conn]struct{}
+	wg     sync.WaitGroup
+	closed bool // closeAll ran: no session is added any more
 }
 
-func (s *sessionSet) add(c net.Conn) {
+// add records c as a session; false once closeAll ran (the caller closes
+// c), so that no wg.Add races the shutdown's wg.Wait.
+func (s *sessionSet) add(c net.Conn) bool {
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
 	s.conns[c] = struct{}{}
 	s.wg.Add(1)
-	s.mu.Unlock()
+	return true
 }
 
 func (s *sessionSet) remove(c net.Conn) {
@@ -94,6 +101,7 @@ func (s *sessionSet) remove(c net.Conn) {
 
 func (s *sessionSet) closeAll() {
 	s.mu.Lock()
+	s.closed = true
 	for c := range s.conns {
 		c.Close()
 	}
@@ -384,7 +392,11 @@ func (l *Listeners) serveConn(ctx context.Context, tl *tcpListener, c net.Conn) 
 		c.Close()
 		return
 	}
-	l.sessions.add(c)
+	if !l.sessions.add(c) {
+		release() // shutting down: accepted just before the listener closed
+		c.Close()
+		return
+	}
 	done := h.rt.Hold()
 	// The clean-up runs when the handler returns, or when the relay it
 	// detached ends (see Tail).

@@ -149,3 +149,27 @@ route {
 	}
 	t.Logf("%d dials, none refused", dials.Load())
 }
+
+// TestSessionSetRefusesAfterClose: once the shutdown closed every session,
+// a connection accepted just before the listener closed is refused rather
+// than added (its wg.Add would race the shutdown's wg.Wait).
+func TestSessionSetRefusesAfterClose(t *testing.T) {
+	s := &sessionSet{conns: map[net.Conn]struct{}{}}
+	a, b := net.Pipe()
+	defer b.Close()
+	if !s.add(a) {
+		t.Fatal("add before closeAll refused")
+	}
+	s.closeAll()
+	if _, err := a.Write([]byte("x")); err == nil {
+		t.Error("closeAll left a session open")
+	}
+	c, d := net.Pipe()
+	defer c.Close()
+	defer d.Close()
+	if s.add(c) {
+		t.Fatal("add after closeAll accepted")
+	}
+	s.remove(a)
+	s.wg.Wait()
+}

@@ -20,31 +20,13 @@ type sockAssociation struct {
 	*association
 
 	hmu  sync.Mutex
-	held *heldBatch // nil while nothing waits
+	held *gateway.PackedBatch // nil while nothing waits
 }
 
 var (
 	_ gateway.PacketServer = (*sockAssociation)(nil)
 	_ gateway.BatchWriter  = (*sockAssociation)(nil)
 )
-
-// heldBatch is the datagrams WriteToLater holds, SOCKS 5 headers in front,
-// laid out one after another in arena.
-type heldBatch struct {
-	sb    *gateway.SendBatch
-	arena []byte
-}
-
-// heldSize bounds what one held batch carries; a datagram larger than
-// that is sent at once.
-const (
-	heldDatagrams = 16
-	heldArena     = 32 << 10
-)
-
-var heldPool = sync.Pool{New: func() any {
-	return &heldBatch{sb: gateway.NewSendBatch(heldDatagrams), arena: make([]byte, 0, heldArena)}
-}}
 
 // WriteToLater is WriteTo that may hold the datagram until Flush
 // (gateway.BatchWriter): it is copied behind its SOCKS 5 header at once,
@@ -73,31 +55,34 @@ func (a *sockAssociation) WriteToLater(b []byte, dst gateway.Addr, meta gateway.
 	}
 	h := s5.UDPHeader{Addr: dst}
 	need := h.Len() + len(b)
-	if need > heldArena {
+	if need > gateway.PackedBytes {
 		a.Flush()
 		return a.send(b, dst)
 	}
 	a.hmu.Lock()
 	defer a.hmu.Unlock()
-	if a.held != nil && cap(a.held.arena)-len(a.held.arena) < need {
-		a.flushLocked()
-	}
-	if a.held == nil {
-		a.held = heldPool.Get().(*heldBatch)
-	}
-	hb := a.held
-	start := len(hb.arena)
-	w, err := h.Append(hb.arena)
-	if err != nil {
-		hb.arena = hb.arena[:start]
+	w := a.allocLocked(need)
+	if _, err := h.Append(w[:0]); err != nil {
 		return gateway.NewError(gateway.ReasonHostUnreachable, opSend, fmt.Errorf("%w: %w", gateway.ErrDropped, err))
 	}
-	w = append(w, b...)
-	hb.arena = w
-	if hb.sb.Add(w[start:len(w):len(w)]) {
+	copy(w[h.Len():], b)
+	if a.held.Add(w) {
 		a.flushLocked()
 	}
 	return nil
+}
+
+// allocLocked returns n bytes of the held batch for the next datagram,
+// sending the batch first when it has no room.
+func (a *sockAssociation) allocLocked(n int) []byte {
+	if a.held != nil {
+		if w := a.held.Alloc(n); w != nil {
+			return w
+		}
+		a.flushLocked()
+	}
+	a.held = gateway.GetPackedBatch()
+	return a.held.Alloc(n)
 }
 
 // Flush sends what WriteToLater holds with one sendmmsg(2). A datagram the
@@ -114,12 +99,10 @@ func (a *sockAssociation) flushLocked() {
 		return
 	}
 	a.held = nil
-	if n, err := hb.sb.Send(a.pc, a.relayAP, nil); err != nil && !a.closed.Load() {
-		a.log.Debug("udp batch partly dropped", "sent", n, "held", hb.sb.Len(), "err", err)
+	if n, err := hb.Send(a.pc, a.relayAP, nil); err != nil && !a.closed.Load() {
+		a.log.Debug("udp batch partly dropped", "sent", n, "held", hb.Len(), "err", err)
 	}
-	hb.sb.Reset()
-	hb.arena = hb.arena[:0]
-	heldPool.Put(hb)
+	hb.Release()
 }
 
 // ServePackets reads the relay's datagrams in batches (gateway.PacketServer)
@@ -151,11 +134,9 @@ func (a *sockAssociation) ServePackets(get func() [][]byte, put func(), fn func(
 // Close drops what is held and ends the association.
 func (a *sockAssociation) Close() error {
 	a.hmu.Lock()
-	if hb := a.held; hb != nil {
+	if a.held != nil {
+		a.held.Release()
 		a.held = nil
-		hb.sb.Reset()
-		hb.arena = hb.arena[:0]
-		heldPool.Put(hb)
 	}
 	a.hmu.Unlock()
 	return a.association.Close()

@@ -27,7 +27,7 @@ func TestAssociateBatchWrite(t *testing.T) {
 	}
 	dsts := []gateway.Addr{mustAddr(t, "192.0.2.7:53"), mustAddr(t, "[2001:db8::7]:53"), {Name: "example.org", Port: 53}}
 	// More than one batch holds, so one flush happens on the way.
-	const n = heldDatagrams + 5
+	const n = gateway.PackedDatagrams + 5
 	for i := range n {
 		p := bytes.Repeat([]byte{byte(i)}, 1+i*50)
 		if err := bw.WriteToLater(p, dsts[i%3], gateway.DatagramMeta{}); err != nil {
@@ -39,7 +39,7 @@ func TestAssociateBatchWrite(t *testing.T) {
 		t.Fatalf("WriteToLater to a denied destination = %v, want not allowed", err)
 	}
 	buf := make([]byte, 70000)
-	for i := range heldDatagrams {
+	for i := range gateway.PackedDatagrams {
 		h, p, _ := readRelay(t, f)
 		if h.Addr != dsts[i%3] || len(p) != 1+i*50 || p[0] != byte(i) {
 			t.Fatalf("datagram %d: %s, %d bytes starting %d", i, h.Addr, len(p), p[0])
@@ -50,11 +50,11 @@ func TestAssociateBatchWrite(t *testing.T) {
 		t.Fatalf("a datagram of %d bytes reached the relay before Flush", k)
 	}
 	// A datagram too large to hold goes at once, after what waits.
-	big := bytes.Repeat([]byte{'b'}, heldArena)
+	big := bytes.Repeat([]byte{'b'}, gateway.PackedBytes)
 	if err := bw.WriteToLater(big, dsts[0], gateway.DatagramMeta{}); err != nil {
 		t.Fatal(err)
 	}
-	for i := heldDatagrams; i < n; i++ {
+	for i := gateway.PackedDatagrams; i < n; i++ {
 		h, p, _ := readRelay(t, f)
 		if h.Addr != dsts[i%3] || len(p) != 1+i*50 || p[0] != byte(i) {
 			t.Fatalf("datagram %d: %s, %d bytes starting %d", i, h.Addr, len(p), p[0])

@@ -184,7 +184,7 @@ type UDPAssoc struct {
 	// wmu serializes writes to data and guards wbuf, started and closed.
 	wmu     sync.Mutex
 	wbuf    []byte
-	held    *heldBatch // what WriteToLater holds; nil while nothing waits
+	held    *gateway.PackedBatch // what WriteToLater holds; nil while nothing waits
 	started bool
 	closed  bool
 

@@ -147,7 +147,7 @@ func echoBatched(t *testing.T, u *UDPAssoc, echo gateway.Addr, n int) {
 		}
 		if u.Transport() == UDPOverUDP {
 			u.wmu.Lock()
-			held := u.held != nil && u.held.sb.Len() > 0
+			held := u.held != nil && u.held.Len() > 0
 			u.wmu.Unlock()
 			if !held {
 				t.Fatal("over udp, WriteToLater sent at once")

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net"
 	"net/netip"
-	"sync"
 	"syscall"
 
 	"github.com/sixgate/sixgate/gateway"
@@ -17,22 +16,6 @@ import (
 // ServePackets reads with recvmmsg(2) (see gateway.ServeUDP). Over the
 // control connection or DTLS, and before the first datagram mapped the
 // association, they fall back to one datagram at a time.
-
-// heldBatch is the datagrams WriteToLater holds, each behind its
-// Datagram header, laid out one after another in arena.
-type heldBatch struct {
-	sb    *gateway.SendBatch
-	arena []byte
-}
-
-const (
-	heldDatagrams = 16
-	heldArena     = 32 << 10
-)
-
-var heldPool = sync.Pool{New: func() any {
-	return &heldBatch{sb: gateway.NewSendBatch(heldDatagrams), arena: make([]byte, 0, heldArena)}
-}}
 
 // WriteToLater is WriteTo that may hold the datagram until Flush, to send
 // several with one system call; b is copied at once, not kept. Over the
@@ -46,31 +29,35 @@ func (u *UDPAssoc) WriteToLater(b []byte, dst gateway.Addr) error {
 	}
 	need := h + len(b)
 	u.wmu.Lock()
-	if u.closed || !u.started || u.Transport() != UDPOverUDP || need > heldArena {
+	if u.closed || !u.started || u.Transport() != UDPOverUDP || need > gateway.PackedBytes {
 		u.flushLocked(pc)
 		u.wmu.Unlock()
 		return u.WriteTo(b, dst)
 	}
-	if u.held != nil && cap(u.held.arena)-len(u.held.arena) < need {
-		u.flushLocked(pc)
-	}
-	if u.held == nil {
-		u.held = heldPool.Get().(*heldBatch)
-	}
-	hb := u.held
-	start := len(hb.arena)
-	w := hb.arena[start : start+need]
+	w := u.allocLocked(pc, need)
 	copy(w[h:], b)
 	if _, err := s6.PutDatagramHeader(w, u.ID, dst, len(b)); err != nil {
 		u.wmu.Unlock()
 		return fail(gateway.ReasonGeneral, "send", err)
 	}
-	hb.arena = hb.arena[:start+need]
-	if hb.sb.Add(w[:need:need]) {
+	if u.held.Add(w) {
 		u.flushLocked(pc)
 	}
 	u.wmu.Unlock()
 	return nil
+}
+
+// allocLocked returns n bytes of the held batch for the next message,
+// sending the batch first when it has no room; called with wmu held.
+func (u *UDPAssoc) allocLocked(pc *net.UDPConn, n int) []byte {
+	if u.held != nil {
+		if w := u.held.Alloc(n); w != nil {
+			return w
+		}
+		u.flushLocked(pc)
+	}
+	u.held = gateway.GetPackedBatch()
+	return u.held.Alloc(n)
 }
 
 // Flush sends what WriteToLater holds. Datagrams the kernel refuses are
@@ -92,11 +79,11 @@ func (u *UDPAssoc) flushLocked(pc *net.UDPConn) {
 		return
 	}
 	u.held = nil
-	k := hb.sb.Len()
+	k := hb.Len()
 	n := 0
 	var err error
 	if !u.closed {
-		n, err = hb.sb.Send(pc, addrPortOf(pc.RemoteAddr()), nil)
+		n, err = hb.Send(pc, addrPortOf(pc.RemoteAddr()), nil)
 	}
 	u.sent.Add(uint64(n))
 	if n < k {
@@ -105,9 +92,7 @@ func (u *UDPAssoc) flushLocked(pc *net.UDPConn) {
 			u.signalRefused()
 		}
 	}
-	hb.sb.Reset()
-	hb.arena = hb.arena[:0]
-	heldPool.Put(hb)
+	hb.Release()
 }
 
 // ServePackets reads datagrams and Error messages until the association

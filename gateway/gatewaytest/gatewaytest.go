@@ -4,11 +4,14 @@ package gatewaytest
 import (
 	"fmt"
 	"net"
+	"sync"
 	"testing"
 )
 
 // FreePort returns a port free on 127.0.0.1 now for both TCP and UDP (a
-// frontend may listen on both), or fails t.
+// frontend may listen on both), or fails t. It never returns the same port
+// twice in one process: the kernel may hand a port just closed out again,
+// and two listeners of one configuration must not get the same one.
 func FreePort(t testing.TB) int {
 	t.Helper()
 	for range 50 {
@@ -18,7 +21,7 @@ func FreePort(t testing.TB) int {
 		}
 		p := ln.Addr().(*net.TCPAddr).Port
 		ln.Close()
-		if PortFree(p) {
+		if PortFree(p) && claim(p) {
 			return p
 		}
 	}
@@ -39,5 +42,21 @@ func PortFree(p int) bool {
 		return false
 	}
 	pc.Close()
+	return true
+}
+
+var (
+	givenMu sync.Mutex
+	given   = map[int]bool{}
+)
+
+// claim records p as handed out; false if it was already.
+func claim(p int) bool {
+	givenMu.Lock()
+	defer givenMu.Unlock()
+	if given[p] {
+		return false
+	}
+	given[p] = true
 	return true
 }
