@@ -12,8 +12,8 @@
 #   PROFILE=0|1    save sixgate CPU profiles of the thru, connrate and udp runs (default 0)
 #   QUICK=0|1      shorter runs
 #   ROUNDS=N       repeat each throughput, connection, UDP and TURN table N
-#                  times, peers interleaved, and report medians (default 3;
-#                  1 with QUICK=1)
+#                  times, peers interleaved (the order rotated each round),
+#                  and report medians (default 3; 1 with QUICK=1)
 #
 # Peers: direct loopback, armon/go-socks5 and pion/turn v2 (tiny programs in
 # this folder, built from the module cache), Dante's danted and coturn's
@@ -152,6 +152,20 @@ profile() {
   PROF_PIDS+=($!)
 }
 
+# rotated ROUND ROW...: run the rows (each one command line) starting with
+# row ROUND-1 and wrapping around, so that over the rounds every peer runs
+# in every place of the order (a row may pay for what the one before it
+# left behind: TIME_WAIT sockets, a forking server still reaping).
+rotated() {
+  local r=$1 i n
+  shift
+  n=$#
+  local rows=("$@")
+  for ((i = 0; i < n; i++)); do
+    eval "${rows[$(((i + r - 1) % n))]}"
+  done
+}
+
 # --- ports ------------------------------------------------------------------
 P_S6=21080 P_S5=21081 P_S6ANON=21082 P_ADMIN=21090 P_TURN=23478
 P_ARMON=21181 P_DANTE=21281 P_COTURN=23479 P_PION=23480 P_PEER=23490
@@ -254,36 +268,36 @@ wait_port $P_DANTE
 for streams in 1 4; do for round in $(seq "$ROUNDS"); do
   say "TCP throughput, $streams stream(s), $THRU_D each (round $round of $ROUNDS)"
   g=thru$streams
-  bench $g.direct thru -proto direct -streams $streams -duration $THRU_D -target 127.0.0.1:$P_SINK
-  bench $g.armon thru -proto socks5 -proxy 127.0.0.1:$P_ARMON -streams $streams -duration $THRU_D -target 127.0.0.1:$P_SINK -server-pid $ARMON
-  bench $g.danted thru -proto socks5 -proxy 127.0.0.1:$P_DANTE -streams $streams -duration $THRU_D -target 127.0.0.1:$P_SINK -server-pid $DANTE
-  bench $g.sixgate-s5 thru -proto socks5 -proxy 127.0.0.1:$P_S5 -streams $streams -duration $THRU_D -target 127.0.0.1:$P_SINK -server-pid $SG
-  profile $g-sixgate-s6 5
-  bench $g.sixgate-s6 thru -proto socks6 -proxy 127.0.0.1:$P_S6ANON -streams $streams -duration $THRU_D -target 127.0.0.1:$P_SINK -server-pid $SG
+  rotated "$round" \
+    'bench $g.direct thru -proto direct -streams $streams -duration $THRU_D -target 127.0.0.1:$P_SINK' \
+    'bench $g.armon thru -proto socks5 -proxy 127.0.0.1:$P_ARMON -streams $streams -duration $THRU_D -target 127.0.0.1:$P_SINK -server-pid $ARMON' \
+    'bench $g.danted thru -proto socks5 -proxy 127.0.0.1:$P_DANTE -streams $streams -duration $THRU_D -target 127.0.0.1:$P_SINK -server-pid $DANTE' \
+    'bench $g.sixgate-s5 thru -proto socks5 -proxy 127.0.0.1:$P_S5 -streams $streams -duration $THRU_D -target 127.0.0.1:$P_SINK -server-pid $SG' \
+    'profile $g-sixgate-s6 5; bench $g.sixgate-s6 thru -proto socks6 -proxy 127.0.0.1:$P_S6ANON -streams $streams -duration $THRU_D -target 127.0.0.1:$P_SINK -server-pid $SG'
 done; done
 
 # --- new connections per second --------------------------------------------
 for round in $(seq "$ROUNDS"); do
 say "CONNECT rate, $CONN_N connections, 16 workers (round $round of $ROUNDS)"
-bench conn.direct connrate -proto direct -n $CONN_N -c 16 -target 127.0.0.1:$P_ECHO
-bench conn.armon connrate -proto socks5 -proxy 127.0.0.1:$P_ARMON -n $CONN_N -c 16 -target 127.0.0.1:$P_ECHO -server-pid $ARMON
-bench conn.danted connrate -proto socks5 -proxy 127.0.0.1:$P_DANTE -n $CONN_N -c 16 -target 127.0.0.1:$P_ECHO -server-pid $DANTE
-bench conn.sixgate-s5 connrate -proto socks5 -proxy 127.0.0.1:$P_S5 -n $CONN_N -c 16 -target 127.0.0.1:$P_ECHO -server-pid $SG
-profile conn-sixgate-s6 3
-bench conn.sixgate-s6 connrate -proto socks6 -proxy 127.0.0.1:$P_S6ANON -n $CONN_N -c 16 -target 127.0.0.1:$P_ECHO -server-pid $SG
-bench conn.sixgate-s6-auth connrate -proto socks6 -proxy 127.0.0.1:$P_S6 -user bench -pass bench-pass -n $CONN_N -c 16 -target 127.0.0.1:$P_ECHO -server-pid $SG
-bench conn.sixgate-s6-session connrate -proto socks6 -proxy 127.0.0.1:$P_S6 -user bench -pass bench-pass -session -window 256 -n $CONN_N -c 16 -target 127.0.0.1:$P_ECHO -server-pid $SG
+rotated "$round" \
+  'bench conn.direct connrate -proto direct -n $CONN_N -c 16 -target 127.0.0.1:$P_ECHO' \
+  'bench conn.armon connrate -proto socks5 -proxy 127.0.0.1:$P_ARMON -n $CONN_N -c 16 -target 127.0.0.1:$P_ECHO -server-pid $ARMON' \
+  'bench conn.danted connrate -proto socks5 -proxy 127.0.0.1:$P_DANTE -n $CONN_N -c 16 -target 127.0.0.1:$P_ECHO -server-pid $DANTE' \
+  'bench conn.sixgate-s5 connrate -proto socks5 -proxy 127.0.0.1:$P_S5 -n $CONN_N -c 16 -target 127.0.0.1:$P_ECHO -server-pid $SG' \
+  'profile conn-sixgate-s6 3; bench conn.sixgate-s6 connrate -proto socks6 -proxy 127.0.0.1:$P_S6ANON -n $CONN_N -c 16 -target 127.0.0.1:$P_ECHO -server-pid $SG' \
+  'bench conn.sixgate-s6-auth connrate -proto socks6 -proxy 127.0.0.1:$P_S6 -user bench -pass bench-pass -n $CONN_N -c 16 -target 127.0.0.1:$P_ECHO -server-pid $SG' \
+  'bench conn.sixgate-s6-session connrate -proto socks6 -proxy 127.0.0.1:$P_S6 -user bench -pass bench-pass -session -window 256 -n $CONN_N -c 16 -target 127.0.0.1:$P_ECHO -server-pid $SG'
 done
 
 # --- UDP ------------------------------------------------------------------------
 say "UDP associations: 4 associations at 10k datagrams/s, then closed loop (32 in flight each, sent and read in batches), $UDP_D each"
 for mode in rate max; do for round in $(seq "$ROUNDS"); do
   if [ $mode = rate ]; then g=udp10k flow=(-rate 10000); else g=udpmax flow=(-rate 0 -inflight 32 -batch 16); fi
-  bench $g.direct udp -proto direct -assocs 4 "${flow[@]}" -duration $UDP_D -target 127.0.0.1:$P_UECHO
-  bench $g.danted udp -proto socks5 -proxy 127.0.0.1:$P_DANTE -assocs 4 "${flow[@]}" -duration $UDP_D -target 127.0.0.1:$P_UECHO -server-pid $DANTE
-  bench $g.sixgate-s5 udp -proto socks5 -proxy 127.0.0.1:$P_S5 -assocs 4 "${flow[@]}" -duration $UDP_D -target 127.0.0.1:$P_UECHO -server-pid $SG
-  profile $g-sixgate-s6 4
-  bench $g.sixgate-s6 udp -proto socks6 -proxy 127.0.0.1:$P_S6ANON -assocs 4 "${flow[@]}" -duration $UDP_D -target 127.0.0.1:$P_UECHO -server-pid $SG
+  rotated "$round" \
+    'bench $g.direct udp -proto direct -assocs 4 "${flow[@]}" -duration $UDP_D -target 127.0.0.1:$P_UECHO' \
+    'bench $g.danted udp -proto socks5 -proxy 127.0.0.1:$P_DANTE -assocs 4 "${flow[@]}" -duration $UDP_D -target 127.0.0.1:$P_UECHO -server-pid $DANTE' \
+    'bench $g.sixgate-s5 udp -proto socks5 -proxy 127.0.0.1:$P_S5 -assocs 4 "${flow[@]}" -duration $UDP_D -target 127.0.0.1:$P_UECHO -server-pid $SG' \
+    'profile $g-sixgate-s6 4; bench $g.sixgate-s6 udp -proto socks6 -proxy 127.0.0.1:$P_S6ANON -assocs 4 "${flow[@]}" -duration $UDP_D -target 127.0.0.1:$P_UECHO -server-pid $SG'
 done; done
 
 # --- TURN -------------------------------------------------------------------------
@@ -300,13 +314,15 @@ wait_port $P_PION udp
 wait_port $P_PEER udp
 UC=(-u bench -w bench-pass -e 127.0.0.1 -r $P_PEER -m 50 -n $UC_N -l 100 -z 1 -c)
 for round in $(seq "$ROUNDS"); do
-bench turn.coturn uclient -server-pid $COTURN -- turnutils_uclient "${UC[@]}" -p $P_COTURN 127.0.0.1
-bench turn.pionturn uclient -server-pid $PION -- turnutils_uclient "${UC[@]}" -p $P_PION 127.0.0.1
-bench turn.sixgate uclient -server-pid $SG -- turnutils_uclient "${UC[@]}" -p $P_TURN 127.0.0.1
-# SOCKS 6 UDP at the same offered load as uclient, for CPU per datagram next
-# to coturn: 50 associations, 4000 datagrams/s, in uclient's bursts (every
-# client sends a few datagrams at the same ticks: 4 every 50 ms here).
-bench turn.sixgate-s6-udp udp -proto socks6 -proxy 127.0.0.1:$P_S6ANON -assocs 50 -rate 4000 -tick 50ms -duration $UDP_D -target 127.0.0.1:$P_UECHO -server-pid $SG
+# The SOCKS 6 UDP row: the same offered load as uclient, for CPU per
+# datagram next to coturn: 50 associations, 4000 datagrams/s, in uclient's
+# bursts (every client sends a few datagrams at the same ticks: 4 every
+# 50 ms here).
+rotated "$round" \
+  'bench turn.coturn uclient -server-pid $COTURN -- turnutils_uclient "${UC[@]}" -p $P_COTURN 127.0.0.1' \
+  'bench turn.pionturn uclient -server-pid $PION -- turnutils_uclient "${UC[@]}" -p $P_PION 127.0.0.1' \
+  'bench turn.sixgate uclient -server-pid $SG -- turnutils_uclient "${UC[@]}" -p $P_TURN 127.0.0.1' \
+  'bench turn.sixgate-s6-udp udp -proto socks6 -proxy 127.0.0.1:$P_S6ANON -assocs 50 -rate 4000 -tick 50ms -duration $UDP_D -target 127.0.0.1:$P_UECHO -server-pid $SG'
 done
 stop $COTURN
 stop $PION
