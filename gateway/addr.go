@@ -183,3 +183,17 @@ func (a Addr) String() string {
 
 // Is6 reports whether the Addr is an IPv6 address (IPv4-mapped counts as v4).
 func (a Addr) Is6() bool { return a.IP.IsValid() && !a.IP.Unmap().Is4() }
+
+// AddrPortOf returns the address and port of a *net.TCPAddr or
+// *net.UDPAddr (other net.Addrs are parsed from their String form; the
+// zero AddrPort when that fails).
+func AddrPortOf(a net.Addr) netip.AddrPort {
+	switch v := a.(type) {
+	case *net.TCPAddr:
+		return v.AddrPort()
+	case *net.UDPAddr:
+		return v.AddrPort()
+	}
+	ap, _ := netip.ParseAddrPort(a.String())
+	return ap
+}

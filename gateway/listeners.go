@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/netip"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -202,7 +201,7 @@ func (l *Listeners) apply(ctx context.Context, rt *Runtime) error {
 		if tl == nil {
 			tl = newTCP[addr]
 			l.tcp[addr] = tl
-			l.own.Add(addrPortOf(tl.ln.Addr()))
+			l.own.Add(AddrPortOf(tl.ln.Addr()))
 			tl.table.Store(t)
 			go l.acceptLoop(ctx, tl)
 			continue
@@ -214,7 +213,7 @@ func (l *Listeners) apply(ctx context.Context, rt *Runtime) error {
 		if us == nil {
 			us = &udpSocket{addr: addr, pc: newUDP[addr]}
 			l.udp[addr] = us
-			l.own.Add(addrPortOf(us.pc.LocalAddr()))
+			l.own.Add(AddrPortOf(us.pc.LocalAddr()))
 		} else if us.h.fe == h.fe {
 			us.h = h
 			continue
@@ -227,7 +226,7 @@ func (l *Listeners) apply(ctx context.Context, rt *Runtime) error {
 	// Close what the new configuration no longer has.
 	for addr, tl := range l.tcp {
 		if _, keep := tables[addr]; !keep {
-			l.own.Remove(addrPortOf(tl.ln.Addr()))
+			l.own.Remove(AddrPortOf(tl.ln.Addr()))
 			tl.ln.Close()
 			delete(l.tcp, addr)
 		}
@@ -235,7 +234,7 @@ func (l *Listeners) apply(ctx context.Context, rt *Runtime) error {
 	for addr, us := range l.udp {
 		if _, keep := udpWant[addr]; !keep {
 			us.stop()
-			l.own.Remove(addrPortOf(us.pc.LocalAddr()))
+			l.own.Remove(AddrPortOf(us.pc.LocalAddr()))
 			us.pc.Close()
 			delete(l.udp, addr)
 		}
@@ -274,7 +273,7 @@ func (l *Listeners) closeStreams() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for addr, tl := range l.tcp {
-		l.own.Remove(addrPortOf(tl.ln.Addr()))
+		l.own.Remove(AddrPortOf(tl.ln.Addr()))
 		tl.ln.Close()
 		delete(l.tcp, addr)
 	}
@@ -286,13 +285,13 @@ func (l *Listeners) closeAll() {
 	defer l.mu.Unlock()
 	defer l.workers.stop()
 	for addr, tl := range l.tcp {
-		l.own.Remove(addrPortOf(tl.ln.Addr()))
+		l.own.Remove(AddrPortOf(tl.ln.Addr()))
 		tl.ln.Close()
 		delete(l.tcp, addr)
 	}
 	for addr, us := range l.udp {
 		us.stop()
-		l.own.Remove(addrPortOf(us.pc.LocalAddr()))
+		l.own.Remove(AddrPortOf(us.pc.LocalAddr()))
 		us.pc.Close()
 		delete(l.udp, addr)
 	}
@@ -339,7 +338,7 @@ func (l *Listeners) acceptLoop(ctx context.Context, tl *tcpListener) {
 func (l *Listeners) serveConn(ctx context.Context, tl *tcpListener, c net.Conn) {
 	accepted := time.Now()
 	t := tl.table.Load()
-	client := addrPortOf(c.RemoteAddr())
+	client := AddrPortOf(c.RemoteAddr())
 	var h *handler
 	var conn net.Conn = c
 	if t.shared {
@@ -475,15 +474,4 @@ func UnwrapConn(c net.Conn) net.Conn {
 		}
 	}
 	return c
-}
-
-func addrPortOf(a net.Addr) netip.AddrPort {
-	switch v := a.(type) {
-	case *net.TCPAddr:
-		return v.AddrPort()
-	case *net.UDPAddr:
-		return v.AddrPort()
-	}
-	ap, _ := netip.ParseAddrPort(a.String())
-	return ap
 }

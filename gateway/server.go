@@ -257,7 +257,7 @@ func (s *Server) startAdmin(c AdminConfig) error {
 	if err != nil {
 		return fmt.Errorf("admin: %w", err)
 	}
-	s.deps.Own.Add(addrPortOf(ln.Addr()))
+	s.deps.Own.Add(AddrPortOf(ln.Addr()))
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(s.metrics.Registry, promhttp.HandlerOpts{Registry: s.metrics.Registry}))
 	mux.HandleFunc("/livez", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
@@ -333,7 +333,7 @@ func (s *Server) serveLogLevel(w http.ResponseWriter, r *http.Request) {
 func (s *Server) stopAdmin() {
 	if s.admin != nil {
 		s.admin.Close()
-		s.deps.Own.Remove(addrPortOf(s.adminLn.Addr()))
+		s.deps.Own.Remove(AddrPortOf(s.adminLn.Addr()))
 		s.admin = nil
 	}
 }

@@ -95,7 +95,7 @@ func (b *Backend) Associate(ctx context.Context, req *gateway.AssocRequest) (gat
 	// known here (RFC 1928 §7: a client that does not know it sends zeros).
 	var src gateway.Addr
 	if a.via == nil {
-		local := unmapAP(addrPortOf(conn.LocalAddr()))
+		local := unmapAP(gateway.AddrPortOf(conn.LocalAddr()))
 		network := "udp4"
 		if local.Addr().Is6() {
 			network = "udp6"
@@ -143,7 +143,7 @@ func (b *Backend) Associate(ctx context.Context, req *gateway.AssocRequest) (gat
 // relayAddrPort returns the relay as an address pc can send to, resolving
 // a relay the server named by a domain name.
 func (b *Backend) relayAddrPort(ctx context.Context, relay gateway.Addr, pc *net.UDPConn) (netip.AddrPort, error) {
-	v6 := addrPortOf(pc.LocalAddr()).Addr().Unmap().Is6()
+	v6 := gateway.AddrPortOf(pc.LocalAddr()).Addr().Unmap().Is6()
 	if !relay.IsName() {
 		if relay.Is6() != v6 {
 			return netip.AddrPort{}, gateway.NewError(gateway.ReasonFamilyMismatch, opAssociate,
@@ -220,23 +220,35 @@ func (a *association) Reservation() (gateway.Reservation, bool) {
 // sent returns an error wrapping gateway.ErrDropped; the association goes
 // on.
 func (a *association) WriteTo(b []byte, dst gateway.Addr, _ gateway.DatagramMeta) error {
+	to, ok, err := a.target(b, dst)
+	if !ok {
+		return err
+	}
+	return a.send(b, to)
+}
+
+// target is where b goes: dst itself for a name the server resolves, else
+// the address gateway.Destinations allowed. ok is false when b is not sent
+// now: refused (err), or waiting for its name (err nil; sendQueued sends
+// it later).
+func (a *association) target(b []byte, dst gateway.Addr) (to gateway.Addr, ok bool, err error) {
 	if a.closed.Load() {
-		return net.ErrClosed
+		return gateway.Addr{}, false, net.ErrClosed
 	}
 	if dst.IsName() && !a.b.local {
-		return a.send(b, dst)
+		return dst, true, nil
 	}
 	ap, err := a.dests.Target(dst, b, gateway.DatagramMeta{})
 	if err != nil {
 		if gateway.ReasonOf(err) == gateway.ReasonNotAllowed {
 			a.denied.Add(1)
 		}
-		return err
+		return gateway.Addr{}, false, err
 	}
 	if !ap.IsValid() {
-		return nil // waits for its name
+		return gateway.Addr{}, false, nil // waits for its name
 	}
-	return a.send(b, gateway.AddrFromAddrPort(ap))
+	return gateway.AddrFromAddrPort(ap), true, nil
 }
 
 // sendQueued sends a datagram that waited for its name.
@@ -394,16 +406,4 @@ func (a *association) Close() error {
 	a.log.Debug("udp association closed", "dropped_foreign", a.foreign.Load(), "dropped_malformed", a.malformed.Load(),
 		"dropped_fragments", a.frag.Load(), "denied", a.denied.Load())
 	return nil
-}
-
-// addrPortOf returns the address of a *net.TCPAddr or *net.UDPAddr.
-func addrPortOf(a net.Addr) netip.AddrPort {
-	switch v := a.(type) {
-	case *net.TCPAddr:
-		return v.AddrPort()
-	case *net.UDPAddr:
-		return v.AddrPort()
-	}
-	ap, _ := netip.ParseAddrPort(a.String())
-	return ap
 }

@@ -3,7 +3,6 @@ package socks5
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/netip"
 	"sync"
 
@@ -30,28 +29,13 @@ var (
 
 // WriteToLater is WriteTo that may hold the datagram until Flush
 // (gateway.BatchWriter): it is copied behind its SOCKS 5 header at once,
-// so b is not kept. Names the backend resolves, and datagrams too large to
-// hold, are sent as WriteTo sends them, after what waits.
-func (a *sockAssociation) WriteToLater(b []byte, dst gateway.Addr, meta gateway.DatagramMeta) error {
-	if a.closed.Load() {
-		return net.ErrClosed
-	}
-	if dst.IsName() && a.b.local {
-		a.Flush()
-		return a.WriteTo(b, dst, meta)
-	}
-	if !dst.IsName() {
-		ap, err := a.dests.Target(dst, b, gateway.DatagramMeta{})
-		if err != nil {
-			if gateway.ReasonOf(err) == gateway.ReasonNotAllowed {
-				a.denied.Add(1)
-			}
-			return err
-		}
-		if !ap.IsValid() {
-			return nil
-		}
-		dst = gateway.AddrFromAddrPort(ap)
+// so b is not kept. A datagram too large to hold is sent at once, after
+// what waits; one waiting for its name is sent when the name is resolved,
+// as with WriteTo.
+func (a *sockAssociation) WriteToLater(b []byte, dst gateway.Addr, _ gateway.DatagramMeta) error {
+	dst, ok, err := a.target(b, dst)
+	if !ok {
+		return err
 	}
 	h := s5.UDPHeader{Addr: dst}
 	need := h.Len() + len(b)
@@ -110,9 +94,7 @@ func (a *sockAssociation) flushLocked() {
 // ReadFrom drops is dropped here too. It returns net.ErrClosed once the
 // association has ended.
 func (a *sockAssociation) ServePackets(get func() [][]byte, put func(), fn func(i int, pkt gateway.Packet)) error {
-	var bufs [][]byte
-	lend := func() [][]byte { bufs = get(); return bufs }
-	err := gateway.ServeUDP(context.Background(), a.pc, lend, put, 0, func(i int, b []byte, from netip.AddrPort, _ []byte) {
+	err := gateway.ServeUDP(context.Background(), a.pc, get, put, 0, func(i int, b []byte, from netip.AddrPort, _ []byte) {
 		if unmapAP(from) != a.relayAP {
 			a.foreign.Add(1)
 			return
@@ -126,7 +108,8 @@ func (a *sockAssociation) ServePackets(get func() [][]byte, put func(), fn func(
 			a.frag.Add(1)
 			return
 		}
-		fn(i, gateway.Packet{Kind: gateway.PacketData, N: copy(bufs[i], payload), From: h.Addr})
+		// b starts at the front of buffer i: the payload moves there.
+		fn(i, gateway.Packet{Kind: gateway.PacketData, N: copy(b, payload), From: h.Addr})
 	})
 	return a.readErr(err)
 }

@@ -207,32 +207,36 @@ func (a *association) Reservation() (gateway.Reservation, bool) {
 // resolve = "remote" names go to the upstream. Per-datagram IP header wishes
 // (meta) cannot be expressed in SOCKS 6 and are ignored.
 func (a *association) WriteTo(p []byte, dst gateway.Addr, _ gateway.DatagramMeta) error {
-	if dst.IsName() && !a.b.resolveLocal {
-		return a.u.WriteTo(p, dst)
-	}
-	ap, err := a.dests.Target(dst, p, gateway.DatagramMeta{})
-	if err != nil || !ap.IsValid() {
+	to, ok, err := a.target(p, dst)
+	if !ok {
 		return err
 	}
-	return a.u.WriteTo(p, gateway.AddrFromAddrPort(ap))
+	return a.u.WriteTo(p, to)
 }
 
 // WriteToLater is WriteTo that may hold the datagram until Flush
-// (gateway.BatchWriter; see UDPAssoc.WriteToLater). A name resolved here
-// goes through WriteTo, after what waits.
-func (a *association) WriteToLater(p []byte, dst gateway.Addr, meta gateway.DatagramMeta) error {
-	if dst.IsName() && !a.b.resolveLocal {
-		return a.u.WriteToLater(p, dst)
+// (gateway.BatchWriter; see UDPAssoc.WriteToLater).
+func (a *association) WriteToLater(p []byte, dst gateway.Addr, _ gateway.DatagramMeta) error {
+	to, ok, err := a.target(p, dst)
+	if !ok {
+		return err
 	}
-	if dst.IsName() {
-		a.u.Flush()
-		return a.WriteTo(p, dst, meta)
+	return a.u.WriteToLater(p, to)
+}
+
+// target is where p goes: dst itself for a name the upstream resolves,
+// else the address gateway.Destinations allowed. ok is false when p is not
+// sent now: refused (err), or waiting for its name (err nil; sendQueued
+// sends it later).
+func (a *association) target(p []byte, dst gateway.Addr) (to gateway.Addr, ok bool, err error) {
+	if dst.IsName() && !a.b.resolveLocal {
+		return dst, true, nil
 	}
 	ap, err := a.dests.Target(dst, p, gateway.DatagramMeta{})
 	if err != nil || !ap.IsValid() {
-		return err
+		return gateway.Addr{}, false, err
 	}
-	return a.u.WriteToLater(p, gateway.AddrFromAddrPort(ap))
+	return gateway.AddrFromAddrPort(ap), true, nil
 }
 
 // Flush sends what WriteToLater holds.

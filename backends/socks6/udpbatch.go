@@ -83,7 +83,7 @@ func (u *UDPAssoc) flushLocked(pc *net.UDPConn) {
 	n := 0
 	var err error
 	if !u.closed {
-		n, err = hb.Send(pc, addrPortOf(pc.RemoteAddr()), nil)
+		n, err = hb.Send(pc, gateway.AddrPortOf(pc.RemoteAddr()), nil)
 	}
 	u.sent.Add(uint64(n))
 	if n < k {
@@ -128,9 +128,7 @@ func (u *UDPAssoc) ServePackets(get func() [][]byte, put func(), fn func(i int, 
 
 // serveUDP is ServePackets on the UDP data channel, until a read fails.
 func (u *UDPAssoc) serveUDP(pc *net.UDPConn, get func() [][]byte, put func(), fn func(i int, pkt gateway.Packet)) error {
-	var bufs [][]byte
-	lend := func() [][]byte { bufs = get(); return bufs }
-	return gateway.ServeUDP(context.Background(), pc, lend, put, 0, func(i int, b []byte, _ netip.AddrPort, _ []byte) {
+	return gateway.ServeUDP(context.Background(), pc, get, put, 0, func(i int, b []byte, _ netip.AddrPort, _ []byte) {
 		m, _, err := s6.ParseUDPMessage(b)
 		if err != nil || m.Assoc != u.ID {
 			u.droppedIn.Add(1)
@@ -139,7 +137,8 @@ func (u *UDPAssoc) serveUDP(pc *net.UDPConn, get func() [][]byte, put func(), fn
 		var pkt gateway.Packet
 		switch m.Type {
 		case s6.UDPDatagram:
-			pkt = gateway.Packet{Kind: gateway.PacketData, N: copy(bufs[i], m.Payload), From: m.Addr}
+			// b starts at the front of buffer i: the payload moves there.
+			pkt = gateway.Packet{Kind: gateway.PacketData, N: copy(b, m.Payload), From: m.Addr}
 		case s6.UDPError:
 			e, known := s6.ICMPFor(&m)
 			if !known {
@@ -154,12 +153,4 @@ func (u *UDPAssoc) serveUDP(pc *net.UDPConn, get func() [][]byte, put func(), fn
 		u.received.Add(1)
 		fn(i, pkt)
 	})
-}
-
-// addrPortOf is a UDP address as an AddrPort.
-func addrPortOf(a net.Addr) netip.AddrPort {
-	if ua, ok := a.(*net.UDPAddr); ok {
-		return ua.AddrPort()
-	}
-	return netip.AddrPort{}
 }

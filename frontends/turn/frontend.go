@@ -352,7 +352,7 @@ func (f *Frontend) ServeConn(ctx context.Context, conn net.Conn, ep gateway.Endp
 	}
 	sc := newStreamConn(c)
 	src := &source{sc: sc, ttl: -1, tos: -1}
-	src.tuple = fiveTuple{tr: tr, client: unmapAP(addrPortOf(conn.RemoteAddr())), server: unmapAP(addrPortOf(conn.LocalAddr()))}
+	src.tuple = fiveTuple{tr: tr, client: unmapAP(gateway.AddrPortOf(conn.RemoteAddr())), server: unmapAP(gateway.AddrPortOf(conn.LocalAddr()))}
 	defer func() {
 		if a := f.st.get(src.tuple); a != nil {
 			a.close(nil)
@@ -436,17 +436,6 @@ func (f *Frontend) handleChannelFrame(n uint16, data []byte, src *source) {
 func isEOF(err error) bool {
 	return errors.Is(err, net.ErrClosed) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
 		errors.Is(err, os.ErrDeadlineExceeded)
-}
-
-func addrPortOf(a net.Addr) netip.AddrPort {
-	switch v := a.(type) {
-	case *net.TCPAddr:
-		return v.AddrPort()
-	case *net.UDPAddr:
-		return v.AddrPort()
-	}
-	ap, _ := netip.ParseAddrPort(a.String())
-	return ap
 }
 
 // counters are the frontend's metric series, resolved once.

@@ -167,7 +167,7 @@ func echoPeer(t testing.TB) *net.UDPConn {
 }
 
 func apOf(c interface{ LocalAddr() net.Addr }) netip.AddrPort {
-	return addrPortOf(c.LocalAddr())
+	return gateway.AddrPortOf(c.LocalAddr())
 }
 
 // client is a raw TURN client over UDP or TCP built on pion/stun and

@@ -86,7 +86,7 @@ func startTCPEcho(t testing.TB) *tcpEcho {
 	return e
 }
 
-func (e *tcpEcho) addr() netip.AddrPort { return addrPortOf(e.ln.Addr()) }
+func (e *tcpEcho) addr() netip.AddrPort { return gateway.AddrPortOf(e.ln.Addr()) }
 
 // allocateTCP makes a TCP allocation on a TCP control connection.
 func (c *client) allocateTCP(attrs ...stun.Setter) tt.AllocateResult {
@@ -321,7 +321,7 @@ func TestTCPErrors(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ap := addrPortOf(ln.Addr())
+		ap := gateway.AddrPortOf(ln.Addr())
 		ln.Close()
 		return ap
 	}()
@@ -494,7 +494,7 @@ func TestTCPPeerInitiated(t *testing.T) {
 		t.Fatal(err)
 	}
 	id, from, _ := c.waitAttempt(3 * time.Second)
-	if from != addrPortOf(peer.LocalAddr()) {
+	if from != gateway.AddrPortOf(peer.LocalAddr()) {
 		t.Fatalf("connectionattempt peer %v, want %v", from, peer.LocalAddr())
 	}
 	data := c.bindData(ts.tcp, id, []byte("hello from the client"), false)
