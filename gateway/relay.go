@@ -8,7 +8,6 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -148,11 +147,11 @@ type pipe struct {
 	count    *int64
 	lim      *rate.Limiter
 	lr       io.LimitedReader
-	// rc is src's socket when it is a TCP socket: chunks are read straight
+	// rr reads src's socket when it is a TCP socket: chunks are read straight
 	// into a pooled buffer taken only once data is there (two system calls
 	// per small chunk), until a full buffer shows a bulk transfer and the
 	// pipe switches to splice.
-	rc     syscall.RawConn
+	rr     readyRead
 	splice bool
 
 	ctx context.Context
@@ -172,7 +171,9 @@ const spliceBelow = 16 << 10
 func newPipe(src, dst net.Conn, dir Direction, o *RelayOptions, last *atomic.Int64, count *int64, lim *rate.Limiter) *pipe {
 	p := &pipe{src: src, dst: dst, dir: dir, o: o, last: last, count: count, lim: lim}
 	if tc, ok := src.(*net.TCPConn); ok && canReadReady {
-		p.rc, _ = tc.SyscallConn()
+		if rc, err := tc.SyscallConn(); err == nil {
+			p.rr.init(rc)
+		}
 	}
 	return p
 }
@@ -230,7 +231,7 @@ func (p *pipe) deadlineFor(now time.Time) time.Time {
 	if p.o.IdleTimeout > 0 {
 		d = time.Unix(0, p.last.Load()).Add(p.o.IdleTimeout)
 	}
-	if pa := parkAfter.get(); p.rc != nil && pa > 0 {
+	if pa := parkAfter.get(); p.rr.rc != nil && pa > 0 {
 		if pd := p.active.Add(pa); d.IsZero() || pd.Before(d) {
 			d = pd
 		}
@@ -278,7 +279,7 @@ func (p *pipe) run(ctx context.Context) error {
 			if p.o.IdleTimeout > 0 && now.Sub(time.Unix(0, p.last.Load())) >= p.o.IdleTimeout {
 				return ErrIdle
 			}
-			if pa := parkAfter.get(); p.rc != nil && pa > 0 && now.Sub(p.active) >= pa && park(p, now) {
+			if pa := parkAfter.get(); p.rr.rc != nil && pa > 0 && now.Sub(p.active) >= pa && park(p, now) {
 				return errParked
 			}
 			d := p.deadlineFor(now)
@@ -324,8 +325,8 @@ func (p *pipe) chunkLimit() int64 {
 // returns io.EOF once src is at its end.
 func (p *pipe) step() (int64, error) {
 	limit := p.chunkLimit()
-	if p.rc != nil && !p.splice {
-		n, bp, err := readReady(p.rc, int(min(limit, int64(bufSize))))
+	if p.rr.rc != nil && !p.splice {
+		n, bp, err := p.rr.read(int(min(limit, int64(bufSize))))
 		if err != nil {
 			return 0, &net.OpError{Op: "read", Net: "tcp", Source: p.src.LocalAddr(), Addr: p.src.RemoteAddr(), Err: err}
 		}

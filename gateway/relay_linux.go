@@ -53,33 +53,53 @@ func waitReadable(c net.Conn) (int, error) {
 	return avail, nil
 }
 
-// canReadReady says readReady works on this OS.
+// canReadReady says readyRead works on this OS.
 const canReadReady = true
 
-// readReady waits until the socket has data (or EOF, or an error) and reads
-// it into a buffer from the relay pool, taken only once the read succeeds:
-// an idle direction holds no buffer. n is 0 at EOF; the caller returns bp to
-// the pool.
-func readReady(rc syscall.RawConn, max int) (n int, bp *[]byte, err error) {
-	var rerr error
-	err = rc.Read(func(fd uintptr) bool {
-		b := bufPool.Get().(*[]byte)
-		m, e := unix.Read(int(fd), (*b)[:max])
-		if e == unix.EAGAIN || e == unix.EINTR {
-			bufPool.Put(b)
-			return false
-		}
-		if e != nil {
-			bufPool.Put(b)
-			rerr = e
-			return true
-		}
-		n, bp = m, b
-		return true
-	})
-	if err == nil {
-		err = rerr
+// readyRead reads a socket once it has data (or EOF, or an error) into a
+// buffer from the relay pool, taken only once the read succeeds: an idle
+// direction holds no buffer. Its callback is bound once per pipe, so a
+// read allocates nothing.
+type readyRead struct {
+	rc  syscall.RawConn
+	fn  func(fd uintptr) bool
+	max int
+	n   int
+	bp  *[]byte
+	err error
+}
+
+func (r *readyRead) init(rc syscall.RawConn) {
+	r.rc = rc
+	r.fn = r.once
+}
+
+func (r *readyRead) once(fd uintptr) bool {
+	b := bufPool.Get().(*[]byte)
+	m, e := unix.Read(int(fd), (*b)[:r.max])
+	if e == unix.EAGAIN || e == unix.EINTR {
+		bufPool.Put(b)
+		return false
 	}
+	if e != nil {
+		bufPool.Put(b)
+		r.err = e
+		return true
+	}
+	r.n, r.bp = m, b
+	return true
+}
+
+// read waits and reads at most max bytes. n is 0 at EOF; the caller
+// returns bp to the pool.
+func (r *readyRead) read(max int) (n int, bp *[]byte, err error) {
+	r.max, r.n, r.bp, r.err = max, 0, nil, nil
+	err = r.rc.Read(r.fn)
+	if err == nil {
+		err = r.err
+	}
+	n, bp = r.n, r.bp
+	r.bp, r.err = nil, nil
 	if err != nil && bp != nil {
 		bufPool.Put(bp)
 		bp = nil

@@ -12,10 +12,14 @@ import (
 // to buffered copies.
 func waitReadable(net.Conn) (int, error) { return -1, nil }
 
-// canReadReady says readReady does not work on this OS.
+// canReadReady says readyRead does not work on this OS.
 const canReadReady = false
 
-func readReady(syscall.RawConn, int) (int, *[]byte, error) { return 0, nil, syscall.ENOTSUP }
+type readyRead struct{ rc syscall.RawConn }
+
+func (r *readyRead) init(rc syscall.RawConn) { r.rc = rc }
+
+func (r *readyRead) read(int) (int, *[]byte, error) { return 0, nil, syscall.ENOTSUP }
 
 // park is not available on this OS: directions keep their goroutines.
 func park(*pipe, time.Time) bool { return false }

@@ -74,7 +74,7 @@ func park(p *pipe, now time.Time) bool {
 	s.mu.Unlock()
 
 	var addErr error
-	err := p.rc.Control(func(fd uintptr) {
+	err := p.rr.rc.Control(func(fd uintptr) {
 		ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT, Fd: int32(uint32(tok)), Pad: int32(uint32(tok >> 32))}
 		addErr = unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, int(fd), &ev)
 	})
@@ -132,7 +132,7 @@ func unregister(p *pipe) {
 	if !s.running {
 		return // the epoll instance is gone, and the registration with it
 	}
-	p.rc.Control(func(fd uintptr) {
+	p.rr.rc.Control(func(fd uintptr) {
 		unix.EpollCtl(s.epfd, unix.EPOLL_CTL_DEL, int(fd), nil)
 	})
 }
@@ -197,7 +197,7 @@ func (s *parkSet) sweep() {
 	var closed []*pipe
 	s.mu.Lock()
 	for _, p := range s.byTok {
-		if p.rc.Control(func(uintptr) {}) != nil {
+		if p.rr.rc.Control(func(uintptr) {}) != nil {
 			closed = append(closed, p)
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"os"
@@ -149,8 +150,10 @@ func (b *Backend) Dial(ctx context.Context, req *gateway.StreamRequest) (*gatewa
 		Peer:    gateway.AddrFromAddrPort(netip.AddrPortFrom(remote.Addr().Unmap(), remote.Port())),
 		Options: opts,
 	}
-	b.log.Debug("stream dialled", "dest", req.Dest.String(), "peer", st.Peer.String(),
-		"local", local.String(), "user", req.Principal.User)
+	if b.log.Enabled(ctx, slog.LevelDebug) {
+		b.log.Debug("stream dialled", "dest", req.Dest.String(), "peer", st.Peer.String(),
+			"local", local.String(), "user", req.Principal.User)
+	}
 	return st, nil
 }
 

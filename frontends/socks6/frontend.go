@@ -131,11 +131,56 @@ type conn struct {
 	sess   *session
 	// initial is the Initial Data read with the Request.
 	initial []byte
-	// pending holds an Authentication Reply not written yet: for a CONNECT
-	// without an Advertisement the client cannot act on it before the
-	// Operation Reply (it may false-start at once), so both go out in one
-	// write.
+	// pending holds the Authentication Reply of a CONNECT not written yet,
+	// so that it and the Operation Reply go out in one write (one segment,
+	// one wake-up of the client). A client without an Advertisement may
+	// false-start at once and so gains nothing from an early reply; one
+	// with an Advertisement may send more data only once the reply reports
+	// success, so hold releases it on its own when the connection takes
+	// longer than authHold. pendMu orders that write before the Operation
+	// Reply.
 	pending []byte
+	pendMu  sync.Mutex
+	hold    *time.Timer
+}
+
+// authHold is how long the Authentication Reply of a CONNECT with an
+// Advertisement waits for the Operation Reply before it is written alone.
+// A connection to a nearby host is up well within it; a client waiting on
+// a distant one loses at most this much of its false start.
+const authHold = 2 * time.Millisecond
+
+// holdAuth keeps b, an Authentication Reply, to be written with the
+// Operation Reply; with release, at most authHold.
+func (cn *conn) holdAuth(b []byte, release bool) {
+	cn.pending = b
+	if release {
+		cn.hold = time.AfterFunc(authHold, cn.releaseAuth)
+	}
+}
+
+// releaseAuth writes the held Authentication Reply, if still held.
+func (cn *conn) releaseAuth() {
+	cn.pendMu.Lock()
+	defer cn.pendMu.Unlock()
+	if b := cn.pending; b != nil {
+		cn.pending = nil
+		cn.c.Write(b)
+	}
+}
+
+// takePending returns the held Authentication Reply, if still held, to
+// be written ahead of the Operation Reply.
+func (cn *conn) takePending() []byte {
+	if cn.hold != nil {
+		cn.hold.Stop()
+		cn.hold = nil
+	}
+	cn.pendMu.Lock()
+	defer cn.pendMu.Unlock()
+	b := cn.pending
+	cn.pending = nil
+	return b
 }
 
 // ServeConn runs one SOCKS 6 connection: the handshake, then the command.
@@ -211,12 +256,12 @@ func (cn *conn) serve(ctx context.Context) {
 		return
 	}
 	tail.Defer(release)
-	if req.Command == s6.CmdConnect && req.Options.Advertisement == nil {
+	if req.Command == s6.CmdConnect {
 		b, err := s6.AppendAuthReply(make([]byte, 0, 96), rep, f.dialect)
 		if err != nil {
 			return
 		}
-		cn.pending = b
+		cn.holdAuth(b, req.Options.Advertisement != nil)
 	} else if err := cn.writeAuth(rep); err != nil {
 		return
 	}
@@ -319,8 +364,7 @@ func appendOpReply(b []byte, code s6.ReplyCode, bound gateway.Addr, stack []s6.S
 }
 
 func (cn *conn) opReply(code s6.ReplyCode, bound gateway.Addr, stack []s6.StackOption) error {
-	b := cn.pending
-	cn.pending = nil
+	b := cn.takePending()
 	_, err := cn.c.Write(appendOpReply(b, code, bound, stack, cn.f.dialect))
 	return err
 }
