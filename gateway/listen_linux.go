@@ -15,9 +15,19 @@ import (
 var KeepAlive = net.KeepAliveConfig{Enable: true, Idle: -1, Interval: -1, Count: -1}
 
 // listenTCP binds a TCP listener (Go sets SO_REUSEADDR, so a restart does
-// not wait for TIME_WAIT).
+// not wait for TIME_WAIT). Keepalive is enabled on the listening socket:
+// Linux copies it, timer armed, to every accepted socket, which spares a
+// setsockopt per connection.
 func listenTCP(addr string) (net.Listener, error) {
-	lc := net.ListenConfig{KeepAliveConfig: KeepAlive}
+	lc := net.ListenConfig{KeepAlive: -1, Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		if err := c.Control(func(fd uintptr) {
+			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1)
+		}); err != nil {
+			return err
+		}
+		return serr
+	}}
 	return lc.Listen(context.Background(), "tcp", addr)
 }
 
