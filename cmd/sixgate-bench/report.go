@@ -121,6 +121,10 @@ func writeGroup(w io.Writer, name string, rs []*Result, refs []string) {
 	if !ok {
 		return
 	}
+	byLabel := map[string][]*Result{}
+	for _, r := range rs {
+		byLabel[r.Label] = append(byLabel[r.Label], r)
+	}
 	rs, rounds := medians(rs, h.metric)
 	var ref *Result
 	for _, want := range refs {
@@ -177,6 +181,11 @@ func writeGroup(w io.Writer, name string, rs []*Result, refs []string) {
 			}
 			extra += fmt.Sprintf("median of %d (%s to %s)", rd.n, h.format(rd.min), h.format(rd.max))
 		}
+		if ref != nil && r != ref {
+			if pr := perRound(byLabel[r.Label], byLabel[ref.Label], h.metric); pr != "" {
+				extra += fmt.Sprintf("; per round vs %s: %s", refName, pr)
+			}
+		}
 		if r.Errors > 0 {
 			extra += fmt.Sprintf(" (%d errors)", r.Errors)
 		}
@@ -197,6 +206,44 @@ func writeGroup(w io.Writer, name string, rs []*Result, refs []string) {
 		fmt.Fprintf(w, " %s | %s | %s | %s | %.1f |\n", extra, cpuS, per, cpuRatio, r.Load1)
 	}
 	fmt.Fprintln(w)
+}
+
+// perRound pairs the k-th run of a label with the k-th run of the
+// reference peer, both from round k (seconds apart, where the medians of
+// the rows may come from different rounds), and describes the ratios of
+// the headline figure and of CPU per unit, each with its median: on a
+// machine whose speed drifts, a ratio taken within a round is the steadier
+// one. Empty with fewer than two rounds.
+func perRound(runs, refRuns []*Result, metric string) string {
+	n := min(len(runs), len(refRuns))
+	if n < 2 {
+		return ""
+	}
+	var figs, cpus []float64
+	for k := range n {
+		if b := refRuns[k].Metrics[metric]; b > 0 {
+			figs = append(figs, runs[k].Metrics[metric]/b)
+		}
+		c, _ := cpuPer(runs[k])
+		if b, _ := cpuPer(refRuns[k]); b > 0 && c > 0 {
+			cpus = append(cpus, c/b)
+		}
+	}
+	list := func(vs []float64) string {
+		parts := make([]string, len(vs))
+		for i, v := range vs {
+			parts[i] = fmt.Sprintf("%.2f", v)
+		}
+		return strings.Join(parts, ", ")
+	}
+	var out []string
+	if len(figs) > 1 {
+		out = append(out, fmt.Sprintf("%s (median %.2f)", list(figs), medianOf(figs)))
+	}
+	if len(cpus) > 1 {
+		out = append(out, fmt.Sprintf("CPU %s (median %.2f)", list(cpus), medianOf(cpus)))
+	}
+	return strings.Join(out, "; ")
 }
 
 // roundsOf is how many runs a row's figures are the median of, and the range
@@ -271,9 +318,15 @@ func median(rs []*Result, f func(*Result) (float64, bool)) float64 {
 			vs = append(vs, v)
 		}
 	}
+	return medianOf(vs)
+}
+
+// medianOf is the median of vs, 0 when empty.
+func medianOf(vs []float64) float64 {
 	if len(vs) == 0 {
 		return 0
 	}
+	vs = slices.Clone(vs)
 	slices.Sort(vs)
 	if len(vs)%2 == 1 {
 		return vs[len(vs)/2]

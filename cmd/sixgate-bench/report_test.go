@@ -54,4 +54,12 @@ func TestReportMedians(t *testing.T) {
 	if !strings.Contains(rows["direct"], "| 200/s | 1.00 |") {
 		t.Errorf("direct row: %s", rows["direct"])
 	}
+	// Ratios within each round, in round order: rates 5/10, 1/30, 3/20;
+	// CPU 3/9, 0.6/9, 1.8/9.
+	if want := "per round vs danted: 0.50, 0.03, 0.15 (median 0.15); CPU 0.33, 0.07, 0.20 (median 0.20)"; !strings.Contains(rows["sixgate"], want) {
+		t.Errorf("sixgate row lacks %q: %s", want, rows["sixgate"])
+	}
+	if strings.Contains(rows["danted"], "per round") {
+		t.Errorf("the reference's own row has per-round ratios: %s", rows["danted"])
+	}
 }

@@ -385,7 +385,8 @@ T_END=$(date +%s)
   echo "utime+stime over the run, per GiB relayed, per 1000 connections, or per million"
   echo "datagrams relayed (both directions counted). Each of these tables was run $ROUNDS"
   echo "time(s), the peers interleaved; a row is the median (the figure and, separately,"
-  echo "the CPU per unit) with the range of the figure in its details."
+  echo "the CPU per unit) with the range of the figure in its details, and the ratios"
+  echo "to the reference peer within each round (steadier when the machine's speed drifts)."
   echo
   "$BIN/sixgate-bench" report -in "$RES"
   echo "## Commands"
