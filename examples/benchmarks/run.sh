@@ -2,7 +2,7 @@
 # examples/benchmarks/run.sh: measure sixgate against its peers, all on
 # 127.0.0.1, in one command, and write the tables to RESULTS.md.
 #
-#   examples/benchmarks/run.sh                 # about 6 minutes on 2 cores
+#   examples/benchmarks/run.sh                 # about 11 minutes on 2 cores
 #   QUICK=1 examples/benchmarks/run.sh         # shorter runs (a smoke test)
 #
 # Environment:
@@ -14,6 +14,8 @@
 #   ROUNDS=N       repeat each throughput, connection, UDP and TURN table N
 #                  times, peers interleaved (the order rotated each round),
 #                  and report medians (default 3; 1 with QUICK=1)
+#   CONN_ROUNDS=N  rounds of the connection table, the noisiest (default 5
+#                  when ROUNDS is 3 or more, else ROUNDS)
 #
 # Peers: direct loopback, armon/go-socks5 and pion/turn v2 (tiny programs in
 # this folder, built from the module cache), Dante's danted and coturn's
@@ -32,6 +34,7 @@ PIN=${PIN:-1}
 PROFILE=${PROFILE:-0}
 QUICK=${QUICK:-0}
 ROUNDS=${ROUNDS:-$([ "$QUICK" = 1 ] && echo 1 || echo 3)}
+CONN_ROUNDS=${CONN_ROUNDS:-$([ "$ROUNDS" -ge 3 ] && echo $((ROUNDS > 5 ? ROUNDS : 5)) || echo "$ROUNDS")}
 mkdir -p "$OUT/bin" "$OUT/logs" "$OUT/prof"
 chmod 755 "$OUT" "$OUT/logs"
 RES=$OUT/results.jsonl
@@ -277,8 +280,8 @@ for streams in 1 4; do for round in $(seq "$ROUNDS"); do
 done; done
 
 # --- new connections per second --------------------------------------------
-for round in $(seq "$ROUNDS"); do
-say "CONNECT rate, $CONN_N connections, 16 workers (round $round of $ROUNDS)"
+for round in $(seq "$CONN_ROUNDS"); do
+say "CONNECT rate, $CONN_N connections, 16 workers (round $round of $CONN_ROUNDS)"
 rotated "$round" \
   'bench conn.direct connrate -proto direct -n $CONN_N -c 16 -target 127.0.0.1:$P_ECHO' \
   'bench conn.armon connrate -proto socks5 -proxy 127.0.0.1:$P_ARMON -n $CONN_N -c 16 -target 127.0.0.1:$P_ECHO -server-pid $ARMON' \
@@ -384,7 +387,7 @@ T_END=$(date +%s)
   echo "\"vs armon/danted/coturn\" is the reference peer. CPU is the server process tree's"
   echo "utime+stime over the run, per GiB relayed, per 1000 connections, or per million"
   echo "datagrams relayed (both directions counted). Each of these tables was run $ROUNDS"
-  echo "time(s), the peers interleaved; a row is the median (the figure and, separately,"
+  echo "time(s) (the conn table $CONN_ROUNDS), the peers interleaved; a row is the median (the figure and, separately,"
   echo "the CPU per unit) with the range of the figure in its details, and the ratios"
   echo "to the reference peer within each round (steadier when the machine's speed drifts)."
   echo
