@@ -353,7 +353,7 @@ func (l *Listeners) serveConn(ctx context.Context, tl *tcpListener, c net.Conn) 
 			}
 		}
 		c.SetDeadline(accepted.Add(handshakeTimeout(anyH)))
-		br := bufio.NewReaderSize(c, 512)
+		br := bufio.NewReaderSize(c, handshakeReadAhead)
 		b, err := br.Peek(1)
 		if err != nil {
 			reason := "first_byte"
@@ -455,10 +455,10 @@ func (p *peekedConn) CloseWrite() error {
 	return nil
 }
 
-// WithBuffered returns c with the bytes r read ahead from it in front: a
+// withBuffered returns c with the bytes r read ahead from it in front: a
 // frontend that read its handshake through r keeps what the client sent
 // after it. With nothing buffered it returns c itself.
-func WithBuffered(c net.Conn, r *bufio.Reader) net.Conn {
+func withBuffered(c net.Conn, r *bufio.Reader) net.Conn {
 	if r.Buffered() == 0 {
 		return c
 	}

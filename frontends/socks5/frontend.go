@@ -6,7 +6,6 @@
 package socks5
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -15,7 +14,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"sync"
 	"time"
 
 	"github.com/sixgate/sixgate/gateway"
@@ -75,20 +73,12 @@ func (f *Frontend) RefuseConn(conn net.Conn, err error) {
 
 // session is one client connection.
 type session struct {
-	f    *Frontend
-	conn net.Conn
-	// rd reads the handshake: conn, or a read-ahead over it.
-	rd     io.Reader
+	f      *Frontend
+	conn   net.Conn
 	client netip.AddrPort
 	p      gateway.Principal
 	start  time.Time
 }
-
-// handshakeReadAhead bounds one read of the handshake: a greeting, an RFC
-// 1929 request and a request fit, when a client sends them together.
-const handshakeReadAhead = 512
-
-var readAheads = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, handshakeReadAhead) }}
 
 // ServeConn runs one SOCKS 5 session.
 func (f *Frontend) ServeConn(ctx context.Context, conn net.Conn, ep gateway.Endpoint) {
@@ -105,32 +95,17 @@ func (f *Frontend) ServeConn(ctx context.Context, conn net.Conn, ep gateway.Endp
 	}
 	f.rt.SessionActive(f.name, Protocol, 1)
 	tail.Defer(func() { f.rt.SessionActive(f.name, Protocol, -1) })
-	// The gateway set the handshake deadline at accept time. On a plain
-	// TCP connection the codec's small reads (greeting, RFC 1929, request)
-	// are served from reads of up to handshakeReadAhead bytes; what the
+	// The gateway set the handshake deadline at accept time. The greeting,
+	// RFC 1929 and the request are read through a read-ahead; what the
 	// client sent after the request stays in front of the connection.
-	s.rd = conn
-	var br *bufio.Reader
-	if _, plain := conn.(*net.TCPConn); plain {
-		br = readAheads.Get().(*bufio.Reader)
-		br.Reset(conn)
-		s.rd = br
-	}
-	ok := s.authenticate()
+	ra := gateway.NewReadAhead(conn)
+	ok := s.authenticate(ra.Reader())
 	var req s5.Request
 	var err error
 	if ok {
-		req, err = s5.ReadRequest(s.rd)
+		req, err = s5.ReadRequest(ra.Reader())
 	}
-	if br != nil {
-		if ok && err == nil && br.Buffered() > 0 {
-			s.conn = gateway.WithBuffered(conn, br) // br stays with the connection
-		} else {
-			br.Reset(nil)
-			readAheads.Put(br)
-		}
-	}
-	s.rd = nil
+	s.conn = ra.Done(ok && err == nil)
 	if !ok {
 		return
 	}
@@ -160,10 +135,10 @@ func (f *Frontend) ServeConn(ctx context.Context, conn net.Conn, ep gateway.Endp
 }
 
 // authenticate negotiates the method and runs RFC 1929 when users are
-// configured. It reports whether the session may continue.
-func (s *session) authenticate() bool {
+// configured, reading from r. It reports whether the session may continue.
+func (s *session) authenticate(r io.Reader) bool {
 	f := s.f
-	g, err := s5.ReadGreeting(s.rd)
+	g, err := s5.ReadGreeting(r)
 	if err != nil {
 		s.handshakeError("greeting", err)
 		return false
@@ -183,7 +158,7 @@ func (s *session) authenticate() bool {
 	if want == s5.MethodNoAuth {
 		return true
 	}
-	up, err := s5.ReadUserPassRequest(s.rd)
+	up, err := s5.ReadUserPassRequest(r)
 	if err != nil {
 		s.handshakeError("auth", err)
 		return false

@@ -9,7 +9,6 @@
 package socks6
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -215,26 +214,11 @@ func (cn *conn) serve(ctx context.Context) {
 	f := cn.f
 	// No preallocated buffer: the codec grows it as bytes arrive, so a
 	// client that announces a large Request and sends little costs little.
-	// On a plain TCP connection the codec's small reads (version, header,
-	// address and options, Initial Data) are served from one read of up to
-	// requestReadAhead bytes; what the client sent after them stays in
-	// front of the connection.
-	r := io.Reader(cn.c)
-	var br *bufio.Reader
-	if _, plain := cn.c.(*net.TCPConn); plain {
-		br = readAheads.Get().(*bufio.Reader)
-		br.Reset(cn.c)
-		r = br
-	}
-	ok := cn.readRequest(r)
-	if br != nil {
-		if br.Buffered() > 0 {
-			cn.c = gateway.WithBuffered(cn.c, br) // br stays with the connection
-		} else {
-			br.Reset(nil)
-			readAheads.Put(br)
-		}
-	}
+	// The Request and its Initial Data are read through a read-ahead; what
+	// the client sent after them stays in front of the connection.
+	ra := gateway.NewReadAhead(cn.c)
+	ok := cn.readRequest(ra.Reader())
+	cn.c = ra.Done(ok)
 	if !ok {
 		return
 	}
@@ -295,12 +279,6 @@ func (cn *conn) command() gateway.Command {
 	}
 	return 0
 }
-
-// requestReadAhead bounds the read that serves the Request: a Request
-// with IPv4 or IPv6 address and a few options, and small Initial Data, fit.
-const requestReadAhead = 512
-
-var readAheads = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, requestReadAhead) }}
 
 // readRequest reads the Request and its Initial Data from r; false when
 // the handshake failed (answered and counted here).
