@@ -272,7 +272,12 @@ func (p *pipe) run(ctx context.Context) error {
 		case err == nil:
 			continue
 		case errors.Is(err, io.EOF):
-			closeWrite(p.dst)
+			// When the other direction has already ended, the relay closes
+			// both sockets right after this, and the close sends dst its
+			// FIN: a shutdown first would be a system call for nothing.
+			if p.r == nil || p.r.running.Load() > 1 {
+				closeWrite(p.dst)
+			}
 			return nil
 		case errors.Is(err, os.ErrDeadlineExceeded):
 			now := time.Now()

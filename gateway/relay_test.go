@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -90,6 +91,57 @@ func TestRelayHalfCloseBothWays(t *testing.T) {
 	r.wait(t)
 	if r.err != nil || r.stats.Up != 5 || r.stats.Down != 6 {
 		t.Fatalf("stats %+v err %v", r.stats, r.err)
+	}
+}
+
+// countingConn counts the half-closes the relay makes.
+type countingConn struct {
+	*net.TCPConn
+	closeWrites atomic.Int32
+}
+
+func (c *countingConn) CloseWrite() error {
+	c.closeWrites.Add(1)
+	return c.TCPConn.CloseWrite()
+}
+
+// The direction that ends last does not half-close: the relay closes both
+// sockets next, which sends the FIN. The peer still reads every byte and then
+// EOF.
+func TestRelayLastDirectionClosesWithoutShutdown(t *testing.T) {
+	client, cIn := tcpPair(t)
+	rOut, remote := tcpPair(t)
+	in, out := &countingConn{TCPConn: cIn}, &countingConn{TCPConn: rOut}
+	done := make(chan struct{})
+	var st RelayStats
+	var rerr error
+	go func() {
+		st, rerr = Relay(context.Background(), in, out, RelayOptions{})
+		close(done)
+	}()
+	client.Write([]byte("ping"))
+	client.CloseWrite()
+	if got, err := io.ReadAll(remote); err != nil || string(got) != "ping" {
+		t.Fatalf("remote read %q, %v", got, err)
+	}
+	remote.Write([]byte("pong!"))
+	remote.CloseWrite()
+	if got, err := io.ReadAll(client); err != nil || string(got) != "pong!" {
+		t.Fatalf("client read %q, %v", got, err)
+	}
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("relay did not end")
+	}
+	if rerr != nil || st.Up != 4 || st.Down != 5 {
+		t.Fatalf("stats %+v err %v", st, rerr)
+	}
+	if n := out.closeWrites.Load(); n != 1 {
+		t.Errorf("remote side half-closed %d times, want 1 (the first direction to end)", n)
+	}
+	if n := in.closeWrites.Load(); n != 0 {
+		t.Errorf("client side half-closed %d times, want 0 (the last direction closes instead)", n)
 	}
 }
 
