@@ -107,8 +107,12 @@ type Result struct {
 	// FirstError is the first failure's text, if any.
 	FirstError string `json:"first_error,omitempty"`
 	// Load1 is the machine's 1-minute load average at the end.
-	Load1 float64  `json:"load1"`
-	Notes []string `json:"notes,omitempty"`
+	Load1 float64 `json:"load1"`
+	// CoreBusy is how busy each CPU was during the measured part (0 to 1,
+	// by CPU number; -1 unknown): with the server and the load pinned to
+	// different CPUs it shows which side ran out first.
+	CoreBusy []float64 `json:"core_busy,omitempty"`
+	Notes    []string  `json:"notes,omitempty"`
 }
 
 // ServerUse is what the server process tree consumed during a run.
@@ -155,28 +159,41 @@ func (e *errCounter) add(err error) {
 	e.n++
 }
 
-// cpuMeter measures a server's CPU over a run.
+// cpuMeter measures a server's CPU (with a server pid) and how busy each
+// CPU of the machine was over a run.
 type cpuMeter struct {
 	pid   int
 	start procTree
+	cores []coreTicks
 	t0    time.Time
 }
 
 func startCPU(pid int) (*cpuMeter, error) {
-	if pid == 0 {
-		return nil, nil
+	m := &cpuMeter{pid: pid}
+	if pid != 0 {
+		s, err := snapshotTree(pid)
+		if err != nil {
+			return nil, err
+		}
+		m.start = s
 	}
-	s, err := snapshotTree(pid)
-	if err != nil {
-		return nil, err
-	}
-	return &cpuMeter{pid: pid, start: s, t0: time.Now()}, nil
+	m.cores, _ = readCores()
+	m.t0 = time.Now()
+	return m, nil
 }
 
-// stop returns the server's use since start; unit is "gib", "kconn" or
-// "mdgram" and amount the number of those units the run moved.
+// finish records in r the server's use since start (r.Server, with a
+// server pid) and how busy each CPU was (r.CoreBusy); unit is "gib",
+// "kconn" or "mdgram" and amount the number of those units the run moved.
+func (m *cpuMeter) finish(r *Result, unit string, amount float64) {
+	if cores, err := readCores(); err == nil && m.cores != nil {
+		r.CoreBusy = coreBusy(m.cores, cores)
+	}
+	r.Server = m.stop(unit, amount)
+}
+
 func (m *cpuMeter) stop(unit string, amount float64) *ServerUse {
-	if m == nil {
+	if m.pid == 0 {
 		return nil
 	}
 	end, err := snapshotTree(m.pid)
@@ -235,6 +252,9 @@ func emit(stdout, stderr io.Writer, r *Result, summary string) error {
 			fmt.Fprintf(&sb, " = %.2f s/M datagrams", *r.Server.CPUPerMDgram)
 		}
 	}
+	if len(r.CoreBusy) > 0 {
+		fmt.Fprintf(&sb, "; CPUs busy %s", busyText(r.CoreBusy))
+	}
 	if r.Errors > 0 {
 		fmt.Fprintf(&sb, "; %d errors (first: %s)", r.Errors, r.FirstError)
 	}
@@ -273,4 +293,16 @@ func percentiles(m map[string]float64, name string, ds []time.Duration) {
 	m[name+"_p90_ms"] = at(0.90)
 	m[name+"_p99_ms"] = at(0.99)
 	m[name+"_max_ms"] = round(float64(ds[len(ds)-1])/float64(time.Millisecond), 3)
+}
+
+// busyText prints CPU busy shares as "94% / 97%" (CPU 0 first).
+func busyText(cores []float64) string {
+	parts := make([]string, len(cores))
+	for i, v := range cores {
+		parts[i] = "?"
+		if v >= 0 {
+			parts[i] = fmt.Sprintf("%.0f%%", v*100)
+		}
+	}
+	return strings.Join(parts, " / ")
 }

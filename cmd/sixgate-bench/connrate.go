@@ -90,7 +90,7 @@ func cmdConnrate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		all = append(all, l...)
 	}
 	r := newResult("connrate", &c)
-	r.Server = cpu.stop("kconn", float64(len(all))/1000)
+	cpu.finish(r, "kconn", float64(len(all))/1000)
 	r.Start, r.Seconds = t0, round(el.Seconds(), 3)
 	r.Params["workers"] = *workers
 	r.Params["connections"] = *total

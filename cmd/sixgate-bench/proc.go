@@ -132,3 +132,67 @@ func readMem(pid int) (memUse, error) {
 	m.FDs = len(ents)
 	return m, nil
 }
+
+// coreTicks is one CPU's time from /proc/stat, in clock ticks: busy is
+// user, nice, system, irq and softirq; idle is idle and iowait. Steal (time
+// the host gave to others) is in neither, so busy/(busy+idle) is the share
+// of the time the CPU was there that it worked.
+type coreTicks struct {
+	busy, idle uint64
+}
+
+// readCores returns every CPU's ticks, indexed by CPU number.
+func readCores() ([]coreTicks, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return nil, err
+	}
+	return parseCores(b)
+}
+
+// parseCores reads the "cpuN" lines of a /proc/stat text.
+func parseCores(b []byte) ([]coreTicks, error) {
+	var cores []coreTicks
+	for line := range strings.SplitSeq(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 8 || !strings.HasPrefix(f[0], "cpu") || f[0] == "cpu" {
+			continue
+		}
+		n, err := strconv.Atoi(f[0][3:])
+		if err != nil || n < 0 || n > 4096 {
+			return nil, fmt.Errorf("/proc/stat: bad line %q", line)
+		}
+		var v [7]uint64
+		for i := range v {
+			if v[i], err = strconv.ParseUint(f[i+1], 10, 64); err != nil {
+				return nil, fmt.Errorf("/proc/stat: bad line %q", line)
+			}
+		}
+		for len(cores) <= n {
+			cores = append(cores, coreTicks{})
+		}
+		// user nice system idle iowait irq softirq
+		cores[n] = coreTicks{busy: v[0] + v[1] + v[2] + v[5] + v[6], idle: v[3] + v[4]}
+	}
+	if len(cores) == 0 {
+		return nil, fmt.Errorf("/proc/stat: no cpuN lines")
+	}
+	return cores, nil
+}
+
+// coreBusy is the busy share of each CPU between two readings (-1 for a CPU
+// that had no ticks in between, or that is missing from one of them).
+func coreBusy(before, after []coreTicks) []float64 {
+	out := make([]float64, len(after))
+	for i, a := range after {
+		out[i] = -1
+		if i >= len(before) {
+			continue
+		}
+		busy, idle := a.busy-min(a.busy, before[i].busy), a.idle-min(a.idle, before[i].idle)
+		if busy+idle > 0 {
+			out[i] = round(float64(busy)/float64(busy+idle), 3)
+		}
+	}
+	return out
+}

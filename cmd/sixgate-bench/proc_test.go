@@ -31,3 +31,33 @@ func TestTreeCPUSince(t *testing.T) {
 		t.Fatalf("snapshotTree: %v %v", snap, err)
 	}
 }
+
+// /proc/stat: the per-CPU lines give each CPU's busy share between two
+// readings; steal counts as neither busy nor idle.
+func TestCoreBusy(t *testing.T) {
+	before, err := parseCores([]byte("cpu  10 0 10 100 0 0 0 0 0 0\n" +
+		"cpu0 5 0 5 50 0 0 0 0 0 0\ncpu1 5 0 5 50 0 0 0 7 0 0\nintr 1 2 3\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// CPU 0: 90 busy (user 40, nice 10, system 20, irq 10, softirq 10),
+	// 10 idle (idle 6, iowait 4); CPU 1: 25 busy, 75 idle, 50 steal.
+	after, err := parseCores([]byte("cpu0 45 10 25 56 4 10 10 0 0 0\n" +
+		"cpu1 20 0 15 125 0 0 0 57 0 0\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := coreBusy(before, after)
+	if len(got) != 2 || got[0] != 0.9 || got[1] != 0.25 {
+		t.Fatalf("busy %v, want [0.9 0.25]", got)
+	}
+	if got := busyText([]float64{0.9, -1, 0.254}); got != "90% / ? / 25%" {
+		t.Errorf("busyText %q", got)
+	}
+	if _, err := parseCores([]byte("cpu  1 2 3 4 5 6 7\n")); err == nil {
+		t.Error("no per-CPU line: want an error")
+	}
+	if cores, err := readCores(); err != nil || len(cores) == 0 {
+		t.Errorf("this machine's /proc/stat: %v, %v", cores, err)
+	}
+}

@@ -158,12 +158,12 @@ func writeGroup(w io.Writer, name string, rs []*Result, refs []string) {
 	if second {
 		fmt.Fprintf(w, " vs %s |", refName)
 	}
-	fmt.Fprintf(w, " details | server CPU-s | CPU per unit | CPU vs %s | load |\n", refName)
+	fmt.Fprintf(w, " details | server CPU-s | CPU per unit | CPU vs %s | load | CPUs busy |\n", refName)
 	fmt.Fprint(w, "|---|---:|---:|")
 	if second {
 		fmt.Fprint(w, "---:|")
 	}
-	fmt.Fprintln(w, "---|---:|---:|---:|---:|")
+	fmt.Fprintln(w, "---|---:|---:|---:|---:|---:|")
 	refCPU, _ := cpuPer(ref)
 	for _, r := range rs {
 		v, has := r.Metrics[h.metric]
@@ -203,7 +203,11 @@ func writeGroup(w io.Writer, name string, rs []*Result, refs []string) {
 		if second {
 			fmt.Fprintf(w, " %s |", r2)
 		}
-		fmt.Fprintf(w, " %s | %s | %s | %s | %.1f |\n", extra, cpuS, per, cpuRatio, r.Load1)
+		busy := "-"
+		if len(r.CoreBusy) > 0 {
+			busy = busyText(r.CoreBusy)
+		}
+		fmt.Fprintf(w, " %s | %s | %s | %s | %.1f | %s |\n", extra, cpuS, per, cpuRatio, r.Load1, busy)
 	}
 	fmt.Fprintln(w)
 }
@@ -303,10 +307,37 @@ func medians(rs []*Result, metric string) ([]*Result, map[*Result]roundsOf) {
 			}
 			mid.Server = &srv
 		}
+		mid.CoreBusy = medianCores(runs)
 		rounds[&mid] = roundsOf{n: len(runs), min: sorted[0].Metrics[metric], max: sorted[len(sorted)-1].Metrics[metric]}
 		out = append(out, &mid)
 	}
 	return out, rounds
+}
+
+// medianCores is, for each CPU, the median of its busy share over the runs
+// that know it (-1 when none does); nil when no run has readings.
+func medianCores(rs []*Result) []float64 {
+	n := 0
+	for _, r := range rs {
+		n = max(n, len(r.CoreBusy))
+	}
+	if n == 0 {
+		return nil
+	}
+	out := make([]float64, n)
+	for i := range out {
+		var vs []float64
+		for _, r := range rs {
+			if i < len(r.CoreBusy) && r.CoreBusy[i] >= 0 {
+				vs = append(vs, r.CoreBusy[i])
+			}
+		}
+		out[i] = -1
+		if len(vs) > 0 {
+			out[i] = medianOf(vs)
+		}
+	}
+	return out
 }
 
 // median is the median of the values f finds (the mean of the middle two

@@ -13,8 +13,11 @@ import (
 // CPU per unit (taken on its own), and the range.
 func TestReportMedians(t *testing.T) {
 	var lines bytes.Buffer
+	busy := 0.0
 	add := func(label string, rate, cpuPer float64) {
-		r := Result{Cmd: "udp", Label: label, Proto: "socks6", Metrics: map[string]float64{"received_per_sec": rate}}
+		busy += 0.1
+		r := Result{Cmd: "udp", Label: label, Proto: "socks6", Metrics: map[string]float64{"received_per_sec": rate},
+			CoreBusy: []float64{busy, 1 - busy}}
 		if cpuPer > 0 {
 			r.Server = &ServerUse{CPUSeconds: cpuPer, CPUPerMDgram: &cpuPer}
 		}
@@ -58,6 +61,11 @@ func TestReportMedians(t *testing.T) {
 	// CPU 3/9, 0.6/9, 1.8/9.
 	if want := "per round vs danted: 0.50, 0.03, 0.15 (median 0.15); CPU 0.33, 0.07, 0.20 (median 0.20)"; !strings.Contains(rows["sixgate"], want) {
 		t.Errorf("sixgate row lacks %q: %s", want, rows["sixgate"])
+	}
+	// CPUs busy: each CPU's median over the rounds. sixgate's rounds read
+	// CPU 0 at 0.3, 0.6, 0.9 and CPU 1 at 0.7, 0.4, 0.1.
+	if !strings.HasSuffix(strings.TrimSpace(rows["sixgate"]), "| 60% / 40% |") {
+		t.Errorf("sixgate row's CPUs busy: %s", rows["sixgate"])
 	}
 	if strings.Contains(rows["danted"], "per round") {
 		t.Errorf("the reference's own row has per-round ratios: %s", rows["danted"])

@@ -106,7 +106,7 @@ func cmdThru(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	b1, p1 := snapshot()
 	el := time.Since(t0)
 	r := newResult("thru", &c)
-	r.Server = cpu.stop("gib", float64(b1-b0)/gib)
+	cpu.finish(r, "gib", float64(b1-b0)/gib)
 	stop.Store(true)
 	for _, conn := range conns {
 		conn.Close()

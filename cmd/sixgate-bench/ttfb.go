@@ -71,7 +71,7 @@ func cmdTTFB(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		sleepCtx(ctx, *gap)
 	}
-	r.Server = cpu.stop("kconn", float64(len(samples))/1000)
+	cpu.finish(r, "kconn", float64(len(samples))/1000)
 	r.Start, r.Seconds = t0, round(time.Since(t0).Seconds(), 3)
 	r.Params["samples"] = *n
 	r.Params["target"] = dst.String()

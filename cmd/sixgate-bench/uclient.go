@@ -58,7 +58,7 @@ func cmdUclient(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	relayed := sent + got
 	r := newResult("uclient", &c)
 	r.Proxy = ""
-	r.Server = cpu.stop("mdgram", relayed/1e6)
+	cpu.finish(r, "mdgram", relayed/1e6)
 	r.Start, r.Seconds = t0, round(el.Seconds(), 3)
 	r.Params["argv"] = strings.Join(argv, " ")
 	r.Metrics["sent"] = sent

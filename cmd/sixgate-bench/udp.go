@@ -226,7 +226,7 @@ func cmdUDP(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		relayed = float64(up + got)
 	}
 	r := newResult("udp", &c)
-	r.Server = cpu.stop("mdgram", relayed/1e6)
+	cpu.finish(r, "mdgram", relayed/1e6)
 	r.Start, r.Seconds = t0, round(sendEnd.Seconds(), 3)
 	r.Params["assocs"] = *nAssoc
 	r.Params["rate"] = *rate
