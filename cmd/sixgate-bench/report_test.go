@@ -71,3 +71,34 @@ func TestReportMedians(t *testing.T) {
 		t.Errorf("the reference's own row has per-round ratios: %s", rows["danted"])
 	}
 }
+
+// A timer-paced load's table has no CPUs busy column: tick sampling misses
+// its bursts.
+func TestReportBusyOnlyClosedLoop(t *testing.T) {
+	var lines bytes.Buffer
+	for _, r := range []Result{
+		{Cmd: "connrate", Label: "conn.direct", Proto: "direct", Metrics: map[string]float64{"conns_per_sec": 100}, CoreBusy: []float64{0.02, 0.99}},
+		{Cmd: "uclient", Label: "turn.coturn", Proto: "turn", Metrics: map[string]float64{"received_per_sec": 100}, CoreBusy: []float64{0.03, 0.03}},
+	} {
+		b, _ := json.Marshal(&r)
+		lines.Write(append(b, '\n'))
+	}
+	f := filepath.Join(t.TempDir(), "results.jsonl")
+	if err := os.WriteFile(f, lines.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut bytes.Buffer
+	if code := run([]string{"report", "-in", f}, &out, &errOut); code != 0 {
+		t.Fatalf("report: exit %d: %s", code, errOut.String())
+	}
+	conn, turn, ok := strings.Cut(out.String(), "### turn")
+	if !ok {
+		t.Fatalf("no turn table:\n%s", out.String())
+	}
+	if !strings.Contains(conn, "| CPUs busy |") || !strings.Contains(conn, "| 2% / 99% |") {
+		t.Errorf("conn table lacks the CPUs busy column:\n%s", conn)
+	}
+	if strings.Contains(turn, "busy") || strings.Contains(turn, "3%") {
+		t.Errorf("turn table shows CPUs busy:\n%s", turn)
+	}
+}

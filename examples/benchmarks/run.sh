@@ -390,6 +390,8 @@ T_END=$(date +%s)
   echo "time(s) (the conn table $CONN_ROUNDS), the peers interleaved; a row is the median (the figure and, separately,"
   echo "the CPU per unit) with the range of the figure in its details, and the ratios"
   echo "to the reference peer within each round (steadier when the machine's speed drifts)."
+  echo "\"CPUs busy\" (closed-loop tables) is how busy CPU 0 and CPU 1 were during the row:"
+  echo "near 100% on the load's CPU, the load ran out before the server did."
   echo
   "$BIN/sixgate-bench" report -in "$RES"
   echo "## Commands"
