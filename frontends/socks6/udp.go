@@ -241,9 +241,11 @@ func (a *association) control(ctx context.Context) (int64, error) {
 	stop := context.AfterFunc(ctx, func() { c.SetReadDeadline(time.Unix(1, 0)) })
 	defer stop()
 	start := time.Now()
-	// A small buffer: most messages fit, and ReadUDPMessage allocates for
-	// the rare larger one, so an idle association holds little.
-	buf := make([]byte, 2048)
+	// No buffer until a datagram comes over the control connection (most
+	// associations carry theirs over UDP, and an idle one then holds none);
+	// from then on a small one that most messages fit, ReadUDPMessage
+	// allocating for the rare larger one.
+	var buf []byte
 	var up int64
 	for {
 		switch {
@@ -253,6 +255,9 @@ func (a *association) control(ctx context.Context) (int64, error) {
 			c.SetReadDeadline(time.Unix(0, a.last.Load()).Add(l.AssocIdleTimeout))
 		}
 		m, err := s6.ReadUDPMessage(c, buf)
+		if err == nil && buf == nil {
+			buf = make([]byte, 2048)
+		}
 		if err != nil {
 			switch {
 			case ctx.Err() != nil:
