@@ -65,6 +65,25 @@ func (t *Tail) Finish() {
 	}
 }
 
+// Detach runs f in a new goroutine that takes over the connection's
+// clean-up: the handler may return at once, and the Tail runs when f
+// returns. A long-lived session (a UDP association held by its control
+// connection) then waits in a goroutine of its own, with a stack only as
+// deep as f, not under the handshake's frames in the worker that accepted
+// it. Without a Tail in ctx, f runs in the caller.
+func Detach(ctx context.Context, f func()) {
+	t := TailOf(ctx)
+	if t == nil {
+		f()
+		return
+	}
+	t.detach()
+	go func() {
+		defer t.run()
+		f()
+	}()
+}
+
 // detach hands the clean-up to whoever calls run next.
 func (t *Tail) detach() {
 	t.mu.Lock()

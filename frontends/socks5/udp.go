@@ -69,15 +69,26 @@ func (s *session) udpAssociate(ctx context.Context, want gateway.Addr) {
 	}
 	relayAP := pc.LocalAddr().(*net.UDPAddr).AddrPort()
 	f.rt.Own.Add(relayAP)
-	defer f.rt.Own.Remove(relayAP)
-	defer pc.Close()
+	var assoc gateway.Association
+	release := func() {
+		if assoc != nil {
+			assoc.Close()
+		}
+		pc.Close()
+		f.rt.Own.Remove(relayAP)
+	}
+	handed := false
+	defer func() {
+		if !handed {
+			release()
+		}
+	}()
 	assoc, route, err := f.rt.Associate(ctx, gateway.CmdUDP, &gateway.AssocRequest{Principal: s.p})
 	if err != nil {
 		s.reply(s5.ReplyForError(err), gateway.Addr{})
 		s.log(gateway.CmdUDP, dest, route, gateway.RelayStats{}, err)
 		return
 	}
-	defer assoc.Close()
 	adv := f.advertise
 	if !adv.IsValid() {
 		adv = relayAP.Addr()
@@ -93,16 +104,22 @@ func (s *session) udpAssociate(ctx context.Context, want gateway.Addr) {
 		u.clientPort.Store(uint32(want.Port))
 	}
 	u.last.Store(time.Now().UnixNano())
-	var st gateway.RelayStats
-	done := make(chan struct{}, 2)
-	go func() { st.Up = u.clientToRemote(); done <- struct{}{} }()
-	go func() { st.Down = u.remoteToClient(); done <- struct{}{} }()
-	err = u.control(ctx, done)
-	pc.Close()
-	assoc.Close()
-	<-done
-	<-done
-	s.log(gateway.CmdUDP, dest, route, st, err)
+	// The association lives on in goroutines of its own, and this one
+	// (with the handshake's frames under it) goes back to the workers.
+	handed = true
+	gateway.Detach(ctx, func() {
+		defer release()
+		var st gateway.RelayStats
+		done := make(chan struct{}, 2)
+		go func() { st.Up = u.clientToRemote(); done <- struct{}{} }()
+		go func() { st.Down = u.remoteToClient(); done <- struct{}{} }()
+		err := u.control(ctx, done)
+		pc.Close()
+		assoc.Close()
+		<-done
+		<-done
+		s.log(gateway.CmdUDP, dest, route, st, err)
+	})
 }
 
 // control waits for the TCP control connection to end (the association dies

@@ -199,16 +199,20 @@ func (cn *conn) udpAssociate(ctx context.Context) {
 		return
 	}
 	a.last.Store(time.Now().UnixNano())
-	var st gateway.RelayStats
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { defer wg.Done(); st.Down = a.fromRemote() }()
-	up, err := a.control(ctx)
-	a.close()
-	wg.Wait()
-	a.writers.Wait()
-	st.Up = up
-	cn.log(gateway.CmdUDP, route, st, err)
+	// The association lives on in goroutines of its own, and this one
+	// (with the handshake's frames under it) goes back to the workers.
+	gateway.Detach(ctx, func() {
+		var st gateway.RelayStats
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() { defer wg.Done(); st.Down = a.fromRemote() }()
+		up, err := a.control(ctx)
+		a.close()
+		wg.Wait()
+		a.writers.Wait()
+		st.Up = up
+		cn.log(gateway.CmdUDP, route, st, err)
+	})
 }
 
 // udpClientLeg handles the client–proxy leg of a UDP association: TTL and
