@@ -148,9 +148,10 @@ type pipe struct {
 	lim      *rate.Limiter
 	lr       io.LimitedReader
 	// rr reads src's socket when it is a TCP socket: chunks are read straight
-	// into a pooled buffer taken only once data is there (two system calls
-	// per small chunk), until a full buffer shows a bulk transfer and the
-	// pipe switches to splice.
+	// into a pooled buffer taken only once data is there and written on from
+	// the poller's read callback (one read and one write per small chunk),
+	// until a full buffer shows a bulk transfer and the pipe switches to
+	// splice.
 	rr     readyRead
 	splice bool
 
@@ -172,7 +173,7 @@ func newPipe(src, dst net.Conn, dir Direction, o *RelayOptions, last *atomic.Int
 	p := &pipe{src: src, dst: dst, dir: dir, o: o, last: last, count: count, lim: lim}
 	if tc, ok := src.(*net.TCPConn); ok && canReadReady {
 		if rc, err := tc.SyscallConn(); err == nil {
-			p.rr.init(rc)
+			p.rr.init(rc, p.chunk)
 		}
 	}
 	return p
@@ -255,17 +256,8 @@ func (p *pipe) run(ctx context.Context) error {
 	for {
 		n, err := p.step()
 		if n > 0 {
-			now := time.Now()
-			p.active = now
-			p.last.Store(now.UnixNano())
-			atomic.AddInt64(p.count, n)
-			if p.o.OnBytes != nil {
-				p.o.OnBytes(p.dir, int(n))
-			}
-			if p.lim != nil {
-				if werr := waitN(ctx, p.lim, int(n)); werr != nil {
-					return werr
-				}
+			if werr := p.moved(ctx, n); werr != nil {
+				return werr
 			}
 		}
 		switch {
@@ -300,6 +292,40 @@ func (p *pipe) run(ctx context.Context) error {
 	}
 }
 
+// moved books n bytes that went through: activity, counters, and the
+// rate limiter's wait.
+func (p *pipe) moved(ctx context.Context, n int64) error {
+	now := time.Now()
+	p.active = now
+	p.last.Store(now.UnixNano())
+	atomic.AddInt64(p.count, n)
+	if p.o.OnBytes != nil {
+		p.o.OnBytes(p.dir, int(n))
+	}
+	if p.lim != nil {
+		return waitN(ctx, p.lim, int(n))
+	}
+	return nil
+}
+
+// chunk writes one chunk that rr read and books it; it stops rr when the
+// chunk filled a whole buffer (a bulk transfer: the pipe goes on with
+// splice).
+func (p *pipe) chunk(b []byte) (stop bool, err error) {
+	_, werr := p.dst.Write(b)
+	if err := p.moved(p.ctx, int64(len(b))); err != nil && werr == nil {
+		werr = err
+	}
+	if werr != nil {
+		return true, werr
+	}
+	if len(b) == bufSize && isTCP(p.dst) {
+		p.splice = true
+		return true, nil
+	}
+	return false, nil
+}
+
 // waitN waits for n tokens, in pieces no larger than the limiter's burst.
 func waitN(ctx context.Context, l *rate.Limiter, n int) error {
 	b := l.Burst()
@@ -331,21 +357,15 @@ func (p *pipe) chunkLimit() int64 {
 func (p *pipe) step() (int64, error) {
 	limit := p.chunkLimit()
 	if p.rr.rc != nil && !p.splice {
-		n, bp, err := p.rr.read(int(min(limit, int64(bufSize))))
-		if err != nil {
-			return 0, &net.OpError{Op: "read", Net: "tcp", Source: p.src.LocalAddr(), Addr: p.src.RemoteAddr(), Err: err}
+		// The chunks are written and booked inside (p.chunk).
+		rerr, cerr := p.rr.serve(int(min(limit, int64(bufSize))))
+		switch {
+		case cerr != nil:
+			return 0, cerr
+		case rerr == nil, rerr == io.EOF:
+			return 0, rerr
 		}
-		defer bufPool.Put(bp)
-		if n == 0 {
-			return 0, io.EOF
-		}
-		if _, werr := p.dst.Write((*bp)[:n]); werr != nil {
-			return int64(n), werr
-		}
-		if n == bufSize && isTCP(p.dst) {
-			p.splice = true
-		}
-		return int64(n), nil
+		return 0, &net.OpError{Op: "read", Net: "tcp", Source: p.src.LocalAddr(), Addr: p.src.RemoteAddr(), Err: rerr}
 	}
 	avail, err := waitReadable(p.src)
 	if err != nil {

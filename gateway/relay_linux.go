@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"io"
 	"net"
 	"syscall"
 
@@ -56,53 +57,70 @@ func waitReadable(c net.Conn) (int, error) {
 // canReadReady says readyRead works on this OS.
 const canReadReady = true
 
-// readyRead reads a socket once it has data (or EOF, or an error) into a
-// buffer from the relay pool, taken only once the read succeeds: an idle
-// direction holds no buffer. Its callback is bound once per pipe, so a
-// read allocates nothing.
+// readyRead relays a socket's bytes from inside the poller's read
+// callback: each read goes into a buffer from the relay pool, taken only
+// when data is there (an idle direction holds none), and is handed to each
+// at once. A read that comes back shorter than asked has drained the queue,
+// so the callback then waits for the next readiness edge, still within the
+// same poller read, instead of reading again to find the socket empty: one
+// read and one write per chunk, not two reads. (A fresh poller read would
+// forget an edge that came in between, so it could not skip that read.)
+// The callback is bound once per pipe, so serving allocates nothing.
 type readyRead struct {
-	rc  syscall.RawConn
-	fn  func(fd uintptr) bool
-	max int
-	n   int
-	bp  *[]byte
-	err error
+	rc   syscall.RawConn
+	fn   func(fd uintptr) bool
+	each func(b []byte) (stop bool, err error)
+	max  int
+	rerr error // the read's errno, or io.EOF
+	cerr error // each's error
 }
 
-func (r *readyRead) init(rc syscall.RawConn) {
+func (r *readyRead) init(rc syscall.RawConn, each func(b []byte) (bool, error)) {
 	r.rc = rc
-	r.fn = r.once
+	r.each = each
+	r.fn = r.loop
 }
 
-func (r *readyRead) once(fd uintptr) bool {
-	b := bufPool.Get().(*[]byte)
-	m, e := unix.Read(int(fd), (*b)[:r.max])
-	if e == unix.EAGAIN || e == unix.EINTR {
+func (r *readyRead) loop(fd uintptr) bool {
+	for {
+		b := bufPool.Get().(*[]byte)
+		m, e := unix.Read(int(fd), (*b)[:r.max])
+		if e == unix.EAGAIN || e == unix.EINTR {
+			bufPool.Put(b)
+			return false
+		}
+		if e != nil || m == 0 {
+			bufPool.Put(b)
+			r.rerr = io.EOF
+			if e != nil {
+				r.rerr = e
+			}
+			return true
+		}
+		stop, err := r.each((*b)[:m])
 		bufPool.Put(b)
-		return false
+		if err != nil {
+			r.cerr = err
+			return true
+		}
+		if stop {
+			return true
+		}
+		if m < r.max {
+			return false // drained: wait for the next edge
+		}
 	}
-	if e != nil {
-		bufPool.Put(b)
-		r.err = e
-		return true
-	}
-	r.n, r.bp = m, b
-	return true
 }
 
-// read waits and reads at most max bytes. n is 0 at EOF; the caller
-// returns bp to the pool.
-func (r *readyRead) read(max int) (n int, bp *[]byte, err error) {
-	r.max, r.n, r.bp, r.err = max, 0, nil, nil
-	err = r.rc.Read(r.fn)
-	if err == nil {
-		err = r.err
+// serve relays chunks of at most max bytes until each stops it or fails
+// (that error is returned), the socket is at EOF (io.EOF) or fails (its
+// errno), or the poller wait fails (a read deadline, the socket closed).
+func (r *readyRead) serve(max int) (readErr, eachErr error) {
+	r.max, r.rerr, r.cerr = max, nil, nil
+	if err := r.rc.Read(r.fn); err != nil {
+		return err, nil
 	}
-	n, bp = r.n, r.bp
-	r.bp, r.err = nil, nil
-	if err != nil && bp != nil {
-		bufPool.Put(bp)
-		bp = nil
-	}
-	return n, bp, err
+	readErr, eachErr = r.rerr, r.cerr
+	r.rerr, r.cerr = nil, nil
+	return readErr, eachErr
 }

@@ -17,9 +17,9 @@ const canReadReady = false
 
 type readyRead struct{ rc syscall.RawConn }
 
-func (r *readyRead) init(rc syscall.RawConn) { r.rc = rc }
+func (r *readyRead) init(rc syscall.RawConn, _ func([]byte) (bool, error)) { r.rc = rc }
 
-func (r *readyRead) read(int) (int, *[]byte, error) { return 0, nil, syscall.ENOTSUP }
+func (r *readyRead) serve(int) (error, error) { return syscall.ENOTSUP, nil }
 
 // park is not available on this OS: directions keep their goroutines.
 func park(*pipe, time.Time) bool { return false }

@@ -1,0 +1,78 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// readSyscalls is this process's count of read system calls (syscr in
+// /proc/self/io).
+func readSyscalls(t *testing.T) int {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/io")
+	if err != nil {
+		t.Skipf("no /proc/self/io: %v", err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "syscr: "); ok {
+			n, _ := strconv.Atoi(v)
+			return n
+		}
+	}
+	t.Fatal("no syscr in /proc/self/io")
+	return 0
+}
+
+// A small chunk costs the relay one read: a read that comes back short has
+// drained the socket, and the direction waits for the next one without
+// reading again to find it empty. Chunks go one at a time (each read at the
+// far end before the next is sent); the far end reads each with exactly
+// one read after poll says it is there. Two reads per chunk in the relay
+// would make it at least 3 per chunk in all.
+func TestRelayOneReadPerSmallChunk(t *testing.T) {
+	r := startRelay(t, context.Background(), RelayOptions{})
+	rc, err := r.remote.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	chunk := []byte("sixteen bytes!!!")
+	got := make([]byte, 64)
+	roundTrip := func() {
+		if _, err := r.client.Write(chunk); err != nil {
+			t.Fatal(err)
+		}
+		var n int
+		var rerr error
+		rc.Control(func(fd uintptr) {
+			pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+			if _, rerr = unix.Poll(pfd, 5000); rerr == nil {
+				n, rerr = unix.Read(int(fd), got)
+			}
+		})
+		if rerr != nil || !bytes.Equal(got[:n], chunk) {
+			t.Fatalf("far end read %q, %v", got[:n], rerr)
+		}
+	}
+	for range 20 { // warm up: goroutines, pools
+		roundTrip()
+	}
+	const chunks = 300
+	before := readSyscalls(t)
+	for range chunks {
+		roundTrip()
+	}
+	perChunk := float64(readSyscalls(t)-before) / chunks
+	t.Logf("%.2f read system calls per chunk (relay and far end)", perChunk)
+	if perChunk >= 2.5 {
+		t.Errorf("%.2f reads per chunk: the relay reads more than once per small chunk", perChunk)
+	}
+	r.client.CloseWrite()
+	r.remote.CloseWrite()
+	r.wait(t)
+}
