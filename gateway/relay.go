@@ -8,6 +8,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -154,6 +155,14 @@ type pipe struct {
 	// splice.
 	rr     readyRead
 	splice bool
+	// dstRaw writes to dst's socket without blocking from inside rr's
+	// callback (nil when dst is not a TCP socket): wfn writes wbuf,
+	// counting in wn and failing with werr.
+	dstRaw syscall.RawConn
+	wfn    func(fd uintptr) bool
+	wbuf   []byte
+	wn     int
+	werr   error
 
 	ctx context.Context
 	r   *relay
@@ -174,6 +183,11 @@ func newPipe(src, dst net.Conn, dir Direction, o *RelayOptions, last *atomic.Int
 	if tc, ok := src.(*net.TCPConn); ok && canReadReady {
 		if rc, err := tc.SyscallConn(); err == nil {
 			p.rr.init(rc, p.chunk)
+		}
+		if dc, ok := dst.(*net.TCPConn); ok {
+			if rc, err := dc.SyscallConn(); err == nil {
+				p.dstRaw, p.wfn = rc, p.writeNow
+			}
 		}
 	}
 	return p
@@ -308,22 +322,27 @@ func (p *pipe) moved(ctx context.Context, n int64) error {
 	return nil
 }
 
-// chunk writes one chunk that rr read and books it; it stops rr when the
-// chunk filled a whole buffer (a bulk transfer: the pipe goes on with
-// splice).
-func (p *pipe) chunk(b []byte) (stop bool, err error) {
-	_, werr := p.dst.Write(b)
-	if err := p.moved(p.ctx, int64(len(b))); err != nil && werr == nil {
-		werr = err
+// chunk writes what dst takes of one chunk rr read, without blocking (rr
+// calls it with src's read lock held). A chunk written whole is booked and
+// finished; one that dst did not take whole, one under a rate limit (whose
+// wait blocks), and one that fills a whole buffer (a bulk transfer: the pipe
+// goes on with splice) is left to step, unbooked.
+func (p *pipe) chunk(b []byte) (written int, finished bool) {
+	if p.lim != nil || p.dstRaw == nil {
+		return 0, false
 	}
-	if werr != nil {
-		return true, werr
+	p.wbuf, p.wn, p.werr = b, 0, nil
+	err := p.dstRaw.Write(p.wfn)
+	written, p.wbuf = p.wn, nil
+	if err != nil || p.werr != nil || written < len(b) {
+		return written, false
 	}
 	if len(b) == bufSize && isTCP(p.dst) {
 		p.splice = true
-		return true, nil
+		return written, false
 	}
-	return false, nil
+	p.moved(p.ctx, int64(len(b))) // no limiter: cannot fail
+	return written, true
 }
 
 // waitN waits for n tokens, in pieces no larger than the limiter's burst.
@@ -357,12 +376,20 @@ func (p *pipe) chunkLimit() int64 {
 func (p *pipe) step() (int64, error) {
 	limit := p.chunkLimit()
 	if p.rr.rc != nil && !p.splice {
-		// The chunks are written and booked inside (p.chunk).
-		rerr, cerr := p.rr.serve(int(min(limit, int64(bufSize))))
-		switch {
-		case cerr != nil:
-			return 0, cerr
-		case rerr == nil, rerr == io.EOF:
+		// Chunks dst takes at once are written and booked inside (p.chunk);
+		// the rest of one it did not is written here, where blocking is
+		// allowed, and booked by run.
+		bp, n, written, rerr := p.rr.serve(int(min(limit, int64(bufSize))))
+		if bp != nil {
+			defer bufPool.Put(bp)
+			if written < n {
+				if _, werr := p.dst.Write((*bp)[written:n]); werr != nil {
+					return int64(n), werr
+				}
+			}
+			return int64(n), nil
+		}
+		if rerr == nil || rerr == io.EOF {
 			return 0, rerr
 		}
 		return 0, &net.OpError{Op: "read", Net: "tcp", Source: p.src.LocalAddr(), Addr: p.src.RemoteAddr(), Err: rerr}

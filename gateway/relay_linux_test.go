@@ -6,7 +6,9 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -75,4 +77,61 @@ func TestRelayOneReadPerSmallChunk(t *testing.T) {
 	r.client.CloseWrite()
 	r.remote.CloseWrite()
 	r.wait(t)
+}
+
+// A direction stuck writing small chunks to a peer that reads nothing must
+// not hold up the teardown: cancelling the relay closes both sockets and
+// Relay returns. (Writing from inside the poller's read callback, a
+// blocking write would keep the source socket's Close waiting for the
+// callback, and the callback waiting for the other socket's Close.)
+func TestRelayTeardownWhileWriteBlocked(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var up atomic.Int64
+	r := startRelay(t, ctx, RelayOptions{OnBytes: func(d Direction, n int) {
+		if d == Up {
+			up.Add(int64(n))
+		}
+	}})
+	r.remote.SetReadBuffer(4 << 10) // the far end reads nothing
+	stop := make(chan struct{})
+	wrote := make(chan int64, 1)
+	go func() {
+		chunk := bytes.Repeat([]byte("x"), 8000) // reads below a full buffer: no splice
+		var n int64
+		defer func() { wrote <- n }()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			r.client.SetWriteDeadline(time.Now().Add(200 * time.Millisecond))
+			k, err := r.client.Write(chunk)
+			n += int64(k)
+			if err != nil {
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	// Wait until the relay's socket buffers towards the far end are full:
+	// the client's writes stop going through.
+	deadline := time.Now().Add(20 * time.Second)
+	var last int64 = -1
+	for {
+		time.Sleep(200 * time.Millisecond)
+		st := up.Load()
+		if st == last || time.Now().After(deadline) {
+			break
+		}
+		last = st
+	}
+	close(stop)
+	<-wrote
+	cancel()
+	select {
+	case <-r.done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the relay did not end after its context was cancelled while a write was blocked")
+	}
 }

@@ -17,9 +17,11 @@ const canReadReady = false
 
 type readyRead struct{ rc syscall.RawConn }
 
-func (r *readyRead) init(rc syscall.RawConn, _ func([]byte) (bool, error)) { r.rc = rc }
+func (r *readyRead) init(rc syscall.RawConn, _ func([]byte) (int, bool)) { r.rc = rc }
 
-func (r *readyRead) serve(int) (error, error) { return syscall.ENOTSUP, nil }
+func (r *readyRead) serve(int) (*[]byte, int, int, error) { return nil, 0, 0, syscall.ENOTSUP }
+
+func (p *pipe) writeNow(uintptr) bool { return true }
 
 // park is not available on this OS: directions keep their goroutines.
 func park(*pipe, time.Time) bool { return false }
