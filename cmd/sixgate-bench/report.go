@@ -73,6 +73,7 @@ func cmdReport(_ context.Context, args []string, stdout, stderr io.Writer) error
 	fs := newFlagSet("report", stderr)
 	in := fs.String("in", "-", "file of result lines (- for stdin)")
 	ref := fs.String("ref", "armon,danted,coturn", "reference peers, by run name (the part after the first '.'), first present wins")
+	also := fs.String("also", "pionturn", "more peers, by run name, that the other rows of their table get per-round ratios to")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -108,8 +109,12 @@ func cmdReport(_ context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	refs := strings.Split(*ref, ",")
+	var alsos []string
+	if *also != "" {
+		alsos = strings.Split(*also, ",")
+	}
 	for _, g := range order {
-		writeGroup(stdout, g, groups[g], refs)
+		writeGroup(stdout, g, groups[g], refs, alsos)
 	}
 	return nil
 }
@@ -121,7 +126,7 @@ func runName(r *Result) string {
 	return r.Proto
 }
 
-func writeGroup(w io.Writer, name string, rs []*Result, refs []string) {
+func writeGroup(w io.Writer, name string, rs []*Result, refs, alsos []string) {
 	h, ok := headlines[rs[0].Cmd]
 	if !ok {
 		return
@@ -196,6 +201,16 @@ func writeGroup(w io.Writer, name string, rs []*Result, refs []string) {
 		if ref != nil && r != ref {
 			if pr := perRound(byLabel[r.Label], byLabel[ref.Label], h.metric); pr != "" {
 				extra += fmt.Sprintf("; per round vs %s: %s", refName, pr)
+			}
+		}
+		for _, a := range alsos {
+			for _, o := range rs {
+				if runName(o) != a || o == r || o == ref || r == rs[0] {
+					continue
+				}
+				if pr := perRound(byLabel[r.Label], byLabel[o.Label], h.metric); pr != "" {
+					extra += fmt.Sprintf("; per round vs %s: %s", a, pr)
+				}
 			}
 		}
 		if r.Errors > 0 {

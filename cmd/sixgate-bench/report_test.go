@@ -102,3 +102,42 @@ func TestReportBusyOnlyClosedLoop(t *testing.T) {
 		t.Errorf("turn table shows CPUs busy:\n%s", turn)
 	}
 }
+
+// -also: the rows of a table also get per-round ratios to a second peer
+// (pion/turn beside coturn), but not the baseline, the reference or that
+// peer itself.
+func TestReportAlsoPeer(t *testing.T) {
+	var lines bytes.Buffer
+	add := func(label string, rate, cpuPer float64) {
+		r := Result{Cmd: "uclient", Label: label, Proto: "turn", Metrics: map[string]float64{"received_per_sec": rate},
+			Server: &ServerUse{CPUSeconds: cpuPer, CPUPerMDgram: &cpuPer}}
+		b, _ := json.Marshal(&r)
+		lines.Write(append(b, '\n'))
+	}
+	for _, round := range [][3]float64{{10, 20, 8}, {12, 10, 9}, {10, 16, 4}} {
+		add("turn.coturn", 100, round[0])
+		add("turn.pionturn", 100, round[1])
+		add("turn.sixgate", 100, round[2])
+	}
+	f := filepath.Join(t.TempDir(), "results.jsonl")
+	if err := os.WriteFile(f, lines.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut bytes.Buffer
+	if code := run([]string{"report", "-in", f}, &out, &errOut); code != 0 {
+		t.Fatalf("report: exit %d: %s", code, errOut.String())
+	}
+	rows := map[string]string{}
+	for _, l := range strings.Split(out.String(), "\n") {
+		if f := strings.Split(l, "|"); len(f) > 2 {
+			rows[strings.TrimSpace(f[1])] = l
+		}
+	}
+	// sixgate's CPU per round: 8/20, 9/10, 4/16 against pion/turn.
+	if want := "per round vs pionturn: 1.00, 1.00, 1.00 (median 1.00); CPU 0.40, 0.90, 0.25 (median 0.40)"; !strings.Contains(rows["sixgate"], want) {
+		t.Errorf("sixgate row lacks %q: %s", want, rows["sixgate"])
+	}
+	if strings.Contains(rows["pionturn"], "vs pionturn") || strings.Contains(rows["coturn"], "vs pionturn") {
+		t.Errorf("a row compared with pion/turn that should not be:\n%s", out.String())
+	}
+}
