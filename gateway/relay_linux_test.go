@@ -3,7 +3,9 @@ package gateway
 import (
 	"bytes"
 	"context"
+	"io"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -134,4 +136,65 @@ func TestRelayTeardownWhileWriteBlocked(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the relay did not end after its context was cancelled while a write was blocked")
 	}
+}
+
+// A bulk transfer splices chunk after chunk without waiting for readability
+// in between; when it stops mid-flow (no EOF), the direction's splice pipe
+// is held only until the read deadline, and the parked session holds none.
+func TestRelayBulkThenIdleReleasesPipe(t *testing.T) {
+	parkAfter.set(200 * time.Millisecond)
+	defer parkAfter.set(0)
+	r := startRelay(t, context.Background(), RelayOptions{})
+	gcPipes := func() {
+		for range 3 { // Go's spare splice pipes: see TestRelayIdleResources
+			runtime.GC()
+			time.Sleep(30 * time.Millisecond)
+		}
+	}
+	gcPipes()
+	pipes0 := countPipes(t)
+	flowing0 := flowingChunks.Load()
+	const total = 64 << 20
+	done := make(chan error, 1)
+	go func() {
+		_, err := io.CopyN(io.Discard, r.remote, total)
+		done <- err
+	}()
+	buf := bytes.Repeat([]byte("b"), 256<<10)
+	for sent := 0; sent < total; sent += len(buf) {
+		if _, err := r.client.Write(buf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if n := flowingChunks.Load() - flowing0; n == 0 {
+		t.Error("no chunk was spliced without waiting: the bulk path was not taken")
+	}
+	// Idle now, without EOF: parked within a deadline or two.
+	time.Sleep(800 * time.Millisecond)
+	gcPipes()
+	if extra := countPipes(t) - pipes0; extra > 0 {
+		t.Errorf("the idle session still holds %d pipe descriptors", extra)
+	}
+	r.client.CloseWrite()
+	r.remote.CloseWrite()
+	r.wait(t)
+}
+
+// countPipes counts this process's pipe descriptors.
+func countPipes(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skip("no /proc/self/fd")
+	}
+	n := 0
+	for _, e := range ents {
+		if l, err := os.Readlink("/proc/self/fd/" + e.Name()); err == nil && strings.HasPrefix(l, "pipe:") {
+			n++
+		}
+	}
+	return n
 }
