@@ -155,9 +155,6 @@ type pipe struct {
 	// splice.
 	rr     readyRead
 	splice bool
-	// flowing says the last splice moved a large chunk, all that was
-	// queued: the next one goes without waiting (see step).
-	flowing bool
 	// dstRaw writes to dst's socket without blocking from inside rr's
 	// callback (nil when dst is not a TCP socket): wfn writes wbuf,
 	// counting in wn and failing with werr.
@@ -176,13 +173,6 @@ type pipe struct {
 	tok   uint64
 	timer *time.Timer
 }
-
-// flowingChunks counts chunks spliced without waiting first (tests).
-var flowingChunks atomic.Int64
-
-// flowingAbove is the chunk size from which a splicing pipe takes the
-// transfer for a steady flow.
-const flowingAbove = 256 << 10
 
 // spliceBelow is the chunk size under which a splicing pipe goes back to
 // copying (small chunks cost fewer system calls copied).
@@ -404,20 +394,10 @@ func (p *pipe) step() (int64, error) {
 		}
 		return 0, &net.OpError{Op: "read", Net: "tcp", Source: p.src.LocalAddr(), Addr: p.src.RemoteAddr(), Err: rerr}
 	}
-	// While a bulk transfer flows, splice a whole chunk without waiting
-	// first (no MSG_PEEK, no SIOCINQ): the kernel moves it as it arrives.
-	// Should the transfer stop right then, the pipe is held until the read
-	// deadline (parking or the idle timeout) ends the wait.
-	avail := int(limit)
-	var err error
-	if !p.flowing {
-		if avail, err = waitReadable(p.src); err != nil {
-			return 0, err
-		}
-	} else {
-		flowingChunks.Add(1)
+	avail, err := waitReadable(p.src)
+	if err != nil {
+		return 0, err
 	}
-	p.flowing = false
 	if avail > 0 {
 		k := min(int64(avail), limit)
 		if rf, ok := p.dst.(io.ReaderFrom); ok && isTCP(p.src) {
@@ -429,10 +409,6 @@ func (p *pipe) step() (int64, error) {
 			if n < spliceBelow {
 				p.splice = false
 			}
-			// Only where a read deadline bounds that wait (parking, or the
-			// idle timeout), so an idle direction never keeps a pipe long.
-			p.flowing = err == nil && n == k && n >= flowingAbove && p.rr.rc != nil &&
-				(parkAfter.get() > 0 || p.o.IdleTimeout > 0)
 			return n, err
 		}
 		return p.copyBuffered(int(k))

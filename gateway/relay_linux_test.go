@@ -138,9 +138,8 @@ func TestRelayTeardownWhileWriteBlocked(t *testing.T) {
 	}
 }
 
-// A bulk transfer splices chunk after chunk without waiting for readability
-// in between; when it stops mid-flow (no EOF), the direction's splice pipe
-// is held only until the read deadline, and the parked session holds none.
+// A bulk transfer (spliced) that stops without EOF leaves the idle,
+// parked session holding no splice pipe.
 func TestRelayBulkThenIdleReleasesPipe(t *testing.T) {
 	parkAfter.set(200 * time.Millisecond)
 	defer parkAfter.set(0)
@@ -153,7 +152,6 @@ func TestRelayBulkThenIdleReleasesPipe(t *testing.T) {
 	}
 	gcPipes()
 	pipes0 := countPipes(t)
-	flowing0 := flowingChunks.Load()
 	const total = 64 << 20
 	done := make(chan error, 1)
 	go func() {
@@ -168,9 +166,6 @@ func TestRelayBulkThenIdleReleasesPipe(t *testing.T) {
 	}
 	if err := <-done; err != nil {
 		t.Fatal(err)
-	}
-	if n := flowingChunks.Load() - flowing0; n == 0 {
-		t.Error("no chunk was spliced without waiting: the bulk path was not taken")
 	}
 	// Idle now, without EOF: parked within a deadline or two.
 	time.Sleep(800 * time.Millisecond)

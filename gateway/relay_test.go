@@ -124,6 +124,10 @@ func TestRelayLastDirectionClosesWithoutShutdown(t *testing.T) {
 	if got, err := io.ReadAll(remote); err != nil || string(got) != "ping" {
 		t.Fatalf("remote read %q, %v", got, err)
 	}
+	// The EOF reached the remote just before the up direction counted
+	// itself out; give it that moment, or the down direction may still
+	// see it running (and half-close, which is right then too).
+	time.Sleep(200 * time.Millisecond)
 	remote.Write([]byte("pong!"))
 	remote.CloseWrite()
 	if got, err := io.ReadAll(client); err != nil || string(got) != "pong!" {
