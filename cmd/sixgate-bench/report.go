@@ -248,19 +248,23 @@ func writeGroup(w io.Writer, name string, rs []*Result, refs, alsos []string) {
 // the rows may come from different rounds), and describes the ratios of
 // the headline figure and of CPU per unit, each with its median: on a
 // machine whose speed drifts, a ratio taken within a round is the steadier
-// one. Empty with fewer than two rounds.
+// one. Empty with fewer than two rounds. A round whose reference CPU
+// reading is below a quarter of the reference's median is left out of the
+// CPU ratios: that is a reading the process-tree accounting partly missed
+// (danted's children that ended unreaped), not a server four times faster.
 func perRound(runs, refRuns []*Result, metric string) string {
 	n := min(len(runs), len(refRuns))
 	if n < 2 {
 		return ""
 	}
+	refCPU := median(refRuns, func(r *Result) (float64, bool) { v, _ := cpuPer(r); return v, v > 0 })
 	var figs, cpus []float64
 	for k := range n {
 		if b := refRuns[k].Metrics[metric]; b > 0 {
 			figs = append(figs, runs[k].Metrics[metric]/b)
 		}
 		c, _ := cpuPer(runs[k])
-		if b, _ := cpuPer(refRuns[k]); b > 0 && c > 0 {
+		if b, _ := cpuPer(refRuns[k]); b > 0 && b >= refCPU/4 && c > 0 {
 			cpus = append(cpus, c/b)
 		}
 	}

@@ -141,3 +141,31 @@ func TestReportAlsoPeer(t *testing.T) {
 		t.Errorf("a row compared with pion/turn that should not be:\n%s", out.String())
 	}
 }
+
+// A reference CPU reading far below the reference's usual one (a forking
+// server's child that ended unreaped) is left out of the per-round CPU
+// ratios instead of making one round's ratio huge.
+func TestReportSkipsMissedReferenceCPU(t *testing.T) {
+	var lines bytes.Buffer
+	add := func(label string, cpuPer float64) {
+		r := Result{Cmd: "udp", Label: label, Proto: "socks6", Metrics: map[string]float64{"received_per_sec": 100},
+			Server: &ServerUse{CPUSeconds: cpuPer, CPUPerMDgram: &cpuPer}}
+		b, _ := json.Marshal(&r)
+		lines.Write(append(b, '\n'))
+	}
+	for _, round := range [][2]float64{{20, 10}, {0.1, 9}, {18, 9}} {
+		add("udp.danted", round[0])
+		add("udp.sixgate", round[1])
+	}
+	f := filepath.Join(t.TempDir(), "results.jsonl")
+	if err := os.WriteFile(f, lines.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut bytes.Buffer
+	if code := run([]string{"report", "-in", f}, &out, &errOut); code != 0 {
+		t.Fatalf("report: exit %d: %s", code, errOut.String())
+	}
+	if want := "CPU 0.50, 0.50 (median 0.50)"; !strings.Contains(out.String(), want) {
+		t.Errorf("report lacks %q:\n%s", want, out.String())
+	}
+}
