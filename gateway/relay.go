@@ -281,7 +281,7 @@ func (p *pipe) run(ctx context.Context) error {
 			// When the other direction has already ended, the relay closes
 			// both sockets right after this, and the close sends dst its
 			// FIN: a shutdown first would be a system call for nothing.
-			if p.r == nil || p.r.running.Load() > 1 {
+			if p.r.running.Load() > 1 {
 				closeWrite(p.dst)
 			}
 			return nil
@@ -337,7 +337,7 @@ func (p *pipe) chunk(b []byte) (written int, finished bool) {
 	if err != nil || p.werr != nil || written < len(b) {
 		return written, false
 	}
-	if len(b) == bufSize && isTCP(p.dst) {
+	if len(b) == bufSize { // dst is a TCP socket (dstRaw): splice from here
 		p.splice = true
 		return written, false
 	}
