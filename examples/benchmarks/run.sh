@@ -18,7 +18,9 @@
 #                  when ROUNDS is 3 or more, else ROUNDS)
 #
 # Peers: direct loopback, armon/go-socks5 and pion/turn v2 (tiny programs in
-# this folder, built from the module cache), Dante's danted and coturn's
+# this folder, built from the module cache), crelay (the smallest SOCKS 5
+# relay in C, crelay/crelay.c, built with cc: a floor for what relaying
+# costs on this machine), Dante's danted and coturn's
 # turnserver (Debian packages dante-server and coturn: when missing,
 # .ci/setup installs them; when that fails the script exits non-zero), and
 # sixgate's SOCKS 5, SOCKS 6 and TURN frontends with the direct backend.
@@ -49,7 +51,7 @@ say() { printf '\n== %s\n' "$*" >&2; }
 # --- peers: install, never skip -------------------------------------------
 missing() {
   local m=()
-  for b in danted turnserver turnutils_uclient turnutils_peer taskset curl setpriv ss; do
+  for b in danted turnserver turnutils_uclient turnutils_peer taskset curl setpriv ss cc; do
     command -v "$b" >/dev/null || m+=("$b")
   done
   echo "${m[@]:-}"
@@ -59,17 +61,18 @@ if [ -n "$(missing)" ]; then
   bash .ci/setup || true
 fi
 if [ -n "$(missing)" ]; then
-  echo "run.sh: missing peers or tools: $(missing) (Debian: dante-server, coturn, util-linux, curl, iproute2)" >&2
+  echo "run.sh: missing peers or tools: $(missing) (Debian: dante-server, coturn, util-linux, curl, iproute2, gcc)" >&2
   exit 1
 fi
 
 # --- build ------------------------------------------------------------------
-say "building sixgate, sixgate-bench and the Go peers"
+say "building sixgate, sixgate-bench and the peers"
 BIN=$OUT/bin
 go build -o "$BIN/sixgate" ./cmd/sixgate
 go build -o "$BIN/sixgate-bench" ./cmd/sixgate-bench
 go build -o "$BIN/armon" ./examples/benchmarks/armon
 go build -o "$BIN/pionturn" ./examples/benchmarks/pionturn
+cc -O2 -o "$BIN/crelay" examples/benchmarks/crelay/crelay.c
 
 # --- limits and pinning -------------------------------------------------------
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
@@ -171,7 +174,7 @@ rotated() {
 
 # --- ports ------------------------------------------------------------------
 P_S6=21080 P_S5=21081 P_S6ANON=21082 P_ADMIN=21090 P_TURN=23478
-P_ARMON=21181 P_DANTE=21281 P_COTURN=23479 P_PION=23480 P_PEER=23490
+P_ARMON=21181 P_DANTE=21281 P_CRELAY=21381 P_COTURN=23479 P_PION=23480 P_PEER=23490
 P_ECHO=21001 P_SINK=21002 P_UECHO=21003         # targets, on the load's CPU
 P_DELAY_S=21501 P_DELAY_D=21502
 
@@ -262,10 +265,13 @@ start armon "${SRV[@]}" "$BIN/armon" -listen 127.0.0.1:$P_ARMON
 ARMON=$LAST
 start danted "${SRV[@]}" danted -f "$OUT/danted.conf" -N 1 -p "$OUT/danted.pid"
 DANTE=$LAST
+start crelay "${SRV[@]}" "$BIN/crelay" 127.0.0.1 $P_CRELAY
+CRELAY=$LAST
 start_sixgate
 wait_port $P_ECHO
 wait_port $P_ARMON
 wait_port $P_DANTE
+wait_port $P_CRELAY
 
 # --- TCP throughput -----------------------------------------------------------
 for streams in 1 4; do for round in $(seq "$ROUNDS"); do
@@ -275,6 +281,7 @@ for streams in 1 4; do for round in $(seq "$ROUNDS"); do
     'bench $g.direct thru -proto direct -streams $streams -duration $THRU_D -target 127.0.0.1:$P_SINK' \
     'bench $g.armon thru -proto socks5 -proxy 127.0.0.1:$P_ARMON -streams $streams -duration $THRU_D -target 127.0.0.1:$P_SINK -server-pid $ARMON' \
     'bench $g.danted thru -proto socks5 -proxy 127.0.0.1:$P_DANTE -streams $streams -duration $THRU_D -target 127.0.0.1:$P_SINK -server-pid $DANTE' \
+    'bench $g.crelay thru -proto socks5 -proxy 127.0.0.1:$P_CRELAY -streams $streams -duration $THRU_D -target 127.0.0.1:$P_SINK -server-pid $CRELAY' \
     'bench $g.sixgate-s5 thru -proto socks5 -proxy 127.0.0.1:$P_S5 -streams $streams -duration $THRU_D -target 127.0.0.1:$P_SINK -server-pid $SG' \
     'profile $g-sixgate-s6 5; bench $g.sixgate-s6 thru -proto socks6 -proxy 127.0.0.1:$P_S6ANON -streams $streams -duration $THRU_D -target 127.0.0.1:$P_SINK -server-pid $SG'
 done; done
@@ -286,6 +293,7 @@ rotated "$round" \
   'bench conn.direct connrate -proto direct -n $CONN_N -c 16 -target 127.0.0.1:$P_ECHO' \
   'bench conn.armon connrate -proto socks5 -proxy 127.0.0.1:$P_ARMON -n $CONN_N -c 16 -target 127.0.0.1:$P_ECHO -server-pid $ARMON' \
   'bench conn.danted connrate -proto socks5 -proxy 127.0.0.1:$P_DANTE -n $CONN_N -c 16 -target 127.0.0.1:$P_ECHO -server-pid $DANTE' \
+  'bench conn.crelay connrate -proto socks5 -proxy 127.0.0.1:$P_CRELAY -n $CONN_N -c 16 -target 127.0.0.1:$P_ECHO -server-pid $CRELAY' \
   'bench conn.sixgate-s5 connrate -proto socks5 -proxy 127.0.0.1:$P_S5 -n $CONN_N -c 16 -target 127.0.0.1:$P_ECHO -server-pid $SG' \
   'profile conn-sixgate-s6 3; bench conn.sixgate-s6 connrate -proto socks6 -proxy 127.0.0.1:$P_S6ANON -n $CONN_N -c 16 -target 127.0.0.1:$P_ECHO -server-pid $SG' \
   'bench conn.sixgate-s6-auth connrate -proto socks6 -proxy 127.0.0.1:$P_S6 -user bench -pass bench-pass -n $CONN_N -c 16 -target 127.0.0.1:$P_ECHO -server-pid $SG' \
@@ -345,6 +353,7 @@ bench ttfb.socks5-auth ttfb -proto socks5 -proxy 127.0.0.1:$P_DELAY_S -user benc
 # A fresh gateway for each reading, so the baseline is a clean process.
 stop $ARMON
 stop $DANTE
+stop $CRELAY
 say "idle: $IDLE_K CONNECT sessions, then $IDLE_U UDP associations (fresh gateway each)"
 stop $SG
 start_sixgate
@@ -373,9 +382,9 @@ T_END=$(date +%s)
   echo "- machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), $(free -g | awk '/Mem:/{print $2}') GiB, Linux $(uname -r)"
   echo "- load average at start: $LOAD_START; at end: $(cut -d' ' -f1-3 /proc/loadavg) (the machine was shared with other work: compare ratios within a table, not across runs)"
   echo "- $(go version | cut -d' ' -f3-); sixgate $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet -- . ':!examples/benchmarks/RESULTS.md' 2>/dev/null || echo ' with uncommitted changes')"
-  echo "- peers: armon/go-socks5 $(go list -m -f '{{.Version}}' github.com/armon/go-socks5), pion/turn $(go list -m -f '{{.Version}}' github.com/pion/turn/v2), $(danted -v 2>&1 | head -1 | cut -d' ' -f1-2), coturn $(dpkg-query -W -f='${Version}' coturn 2>/dev/null || echo '?')"
+  echo "- peers: armon/go-socks5 $(go list -m -f '{{.Version}}' github.com/armon/go-socks5), crelay ($(cc --version | head -1), -O2), pion/turn $(go list -m -f '{{.Version}}' github.com/pion/turn/v2), $(danted -v 2>&1 | head -1 | cut -d' ' -f1-2), coturn $(dpkg-query -W -f='${Version}' coturn 2>/dev/null || echo '?')"
   if [ "$PIN" = 1 ]; then
-    echo "- pinning: every server (sixgate, armon, danted, coturn, pion/turn) on CPU 0 with \`taskset -c 0\`; the load tool, its sink/echo targets, the delay relays, turnutils_uclient and turnutils_peer on CPU 1. The direct baseline is the load core alone (client and target both on CPU 1): what the path could carry if the proxy cost nothing"
+    echo "- pinning: every server (sixgate, armon, crelay, danted, coturn, pion/turn) on CPU 0 with \`taskset -c 0\`; the load tool, its sink/echo targets, the delay relays, turnutils_uclient and turnutils_peer on CPU 1. The direct baseline is the load core alone (client and target both on CPU 1): what the path could carry if the proxy cost nothing"
   else
     echo "- pinning: none"
   fi
@@ -392,8 +401,11 @@ T_END=$(date +%s)
   echo "to the reference peer within each round (steadier when the machine's speed drifts)."
   echo "\"CPUs busy\" (closed-loop tables) is how busy CPU 0 and CPU 1 were during the row:"
   echo "near 100% on the load's CPU, the load ran out before the server did."
+  echo "crelay is a floor, not a product: the smallest SOCKS 5 relay in C (one epoll"
+  echo "thread, splice for bulk, no authentication, limits, logs or metrics); the other"
+  echo "rows of the thru and conn tables get per-round ratios to it too."
   echo
-  "$BIN/sixgate-bench" report -in "$RES"
+  "$BIN/sixgate-bench" report -in "$RES" -also pionturn,crelay
   echo "## Commands"
   echo
   echo "Servers:"
@@ -401,6 +413,7 @@ T_END=$(date +%s)
   echo '```sh'
   echo "${SRV[*]} sixgate run --config sixgate.hcl       # the configuration is below"
   echo "${SRV[*]} armon -listen 127.0.0.1:$P_ARMON"
+  echo "${SRV[*]} crelay 127.0.0.1 $P_CRELAY                  # cc -O2 -o crelay examples/benchmarks/crelay/crelay.c"
   echo "${SRV[*]} danted -f danted.conf -N 1              # socksmethod none, udpassociate allowed"
   echo "${SRV[*]} turnserver -n --listening-ip=127.0.0.1 --listening-port=$P_COTURN --relay-ip=127.0.0.1 --lt-cred-mech --user=bench:bench-pass --realm=sixgate --no-cli --allow-loopback-peers --no-tls --no-dtls"
   echo "${SRV[*]} pionturn -listen 127.0.0.1:$P_PION"
