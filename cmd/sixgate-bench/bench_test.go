@@ -144,6 +144,21 @@ func TestSubcommands(t *testing.T) {
 			t.Errorf("server goroutines grew by %v, want >= 25", v)
 		}
 	})
+	t.Run("turn", func(t *testing.T) {
+		// TURN allocations through pion/turn's client: a relayed load, then
+		// idle allocations (each holds a relay socket in the gateway).
+		r := runOK(t, append([]string{"udp", "-label", "udp.turn", "-proto", "turn", "-proxy", g.turn, "-assocs", "2",
+			"-rate", "2000", "-duration", "300ms", "-drain", "200ms", "-server-pid", pid}, auth...)...)
+		positive(t, r, "sent", "received", "relayed_datagrams")
+		r = runOK(t, append([]string{"idle", "-label", "idleturn.sixgate", "-proto", "turn", "-proxy", g.turn, "-k", "0", "-udp", "6",
+			"-churn", "1", "-settle", "100ms", "-server-pid", pid, "-admin", g.admin}, auth...)...)
+		if r.Metrics["associations"] != 6 {
+			t.Errorf("opened %v allocations, want 6", r.Metrics["associations"])
+		}
+		if v := r.Metrics["fds_after"] - r.Metrics["fds_before"]; v < 6 {
+			t.Errorf("server fds grew by %v, want >= 6 (a relay socket per allocation)", v)
+		}
+	})
 	t.Run("serve", func(t *testing.T) {
 		var out, errOut bytes.Buffer
 		if code := run([]string{"serve", "-tcp-echo", "127.0.0.1:0", "-udp-echo", "127.0.0.1:0", "-duration", "50ms"}, &out, &errOut); code != 0 {

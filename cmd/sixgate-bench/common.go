@@ -27,6 +27,7 @@ type common struct {
 	serverPID int
 	duration  time.Duration
 	timeout   time.Duration
+	turnOK    bool // the subcommand takes -proto turn (UDP loads)
 }
 
 // flags returns a FlagSet with the common flags registered; the caller adds
@@ -34,9 +35,9 @@ type common struct {
 func (c *common) flags(name string, stderr io.Writer) *flag.FlagSet {
 	fs := newFlagSet(name, stderr)
 	fs.StringVar(&c.label, "label", "", "name of this run in the result line (report groups by the part before the first '.')")
-	fs.StringVar(&c.proto, "proto", "direct", "how to reach the target: direct, socks5 or socks6")
-	fs.StringVar(&c.proxy, "proxy", "127.0.0.1:1080", "the proxy's TCP address (socks5, socks6)")
-	fs.StringVar(&c.user, "user", "", "username (socks5: RFC 1929; socks6: 0-RTT authentication data)")
+	fs.StringVar(&c.proto, "proto", "direct", "how to reach the target: direct, socks5 or socks6 (udp and idle associations: also turn)")
+	fs.StringVar(&c.proxy, "proxy", "127.0.0.1:1080", "the proxy's address: TCP for socks5 and socks6, UDP for turn")
+	fs.StringVar(&c.user, "user", "", "username (socks5: RFC 1929; socks6: 0-RTT authentication data; turn: long-term credentials)")
 	fs.StringVar(&c.pass, "pass", "", "password")
 	fs.BoolVar(&c.session, "session", false, "socks6: open a session on the first request and reuse it")
 	fs.UintVar(&c.window, "window", 0, "socks6: idempotence window (tokens) asked for with the session")
@@ -52,8 +53,12 @@ func (c *common) parse(fs *flag.FlagSet, args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	switch c.proto {
-	case "direct", "socks5", "socks6":
+	switch {
+	case c.proto == "direct", c.proto == "socks5", c.proto == "socks6":
+	case c.proto == "turn" && c.turnOK:
+	case c.turnOK:
+		fmt.Fprintf(fs.Output(), "-proto %q: want direct, socks5, socks6 or turn\n", c.proto)
+		return errUsage
 	default:
 		fmt.Fprintf(fs.Output(), "-proto %q: want direct, socks5 or socks6\n", c.proto)
 		return errUsage

@@ -15,12 +15,14 @@ import (
 )
 
 // cmdIdle opens K CONNECT sessions (each proven with a 16-byte echo) and U
-// UDP associations (each proven with one datagram), lets them sit idle and
+// UDP associations (SOCKS 5 or SOCKS 6; TURN allocations with -proto turn;
+// each proven with one datagram), lets them sit idle and
 // reads the server's RSS and descriptors (/proc, -server-pid) and
 // goroutines (go_goroutines on the admin listener's /metrics, -admin)
 // before and after, giving the cost per session.
 func cmdIdle(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var c common
+	c.turnOK = true
 	fs := c.flags("idle", stderr)
 	k := fs.Int("k", 1000, "idle CONNECT sessions")
 	u := fs.Int("udp", 0, "idle UDP associations")

@@ -142,6 +142,8 @@ func newAssociator(c *common) (associator, error) {
 			return nil, err
 		}
 		return socks6Associator{cl, over}, nil
+	case "turn":
+		return turnAssociator{server: c.proxy, user: c.user, pass: c.pass}, nil
 	}
 	return nil, fmt.Errorf("unknown protocol %q", c.proto)
 }

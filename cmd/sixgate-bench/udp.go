@@ -16,6 +16,7 @@ import (
 // back.
 func cmdUDP(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var c common
+	c.turnOK = true
 	fs := c.flags("udp", stderr)
 	nAssoc := fs.Int("assocs", 1, "number of UDP associations")
 	rate := fs.Float64("rate", 10000, "datagrams per second sent in total; 0 = as fast as the senders go (open loop, or closed by -inflight)")

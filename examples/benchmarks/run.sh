@@ -367,6 +367,26 @@ stop $SG
 start_sixgate nobody
 bench idle.connect-nobody idle -proto socks6 -proxy 127.0.0.1:$P_S6ANON -k $IDLE_K -churn 1 -c 64 -target 127.0.0.1:$P_ECHO -server-pid $SG -admin 127.0.0.1:$P_ADMIN
 stop $SG
+# Idle TURN allocations (pion/turn's client, one per UDP socket, each
+# proven with one datagram echoed through its relayed address): coturn,
+# pion/turn and sixgate, each freshly started.
+say "idle: $IDLE_U TURN allocations in coturn, pion/turn and sixgate (fresh server each)"
+IT=(-proto turn -user bench -pass bench-pass -k 0 -udp $IDLE_U -churn 1 -c 64 -udp-target 127.0.0.1:$P_UECHO)
+start coturn "${SRV[@]}" turnserver -n --listening-ip=127.0.0.1 --listening-port=$P_COTURN --relay-ip=127.0.0.1 \
+  --lt-cred-mech --user=bench:bench-pass --realm=sixgate --no-cli --allow-loopback-peers --no-tls --no-dtls \
+  --log-file=stdout --simple-log --no-software-attribute
+COTURN=$LAST
+wait_port $P_COTURN udp
+bench idleturn.coturn idle "${IT[@]}" -proxy 127.0.0.1:$P_COTURN -server-pid $COTURN
+stop $COTURN
+start pionturn "${SRV[@]}" "$BIN/pionturn" -listen 127.0.0.1:$P_PION
+PION=$LAST
+wait_port $P_PION udp
+bench idleturn.pionturn idle "${IT[@]}" -proxy 127.0.0.1:$P_PION -server-pid $PION
+stop $PION
+start_sixgate
+bench idleturn.sixgate idle "${IT[@]}" -proxy 127.0.0.1:$P_TURN -server-pid $SG -admin 127.0.0.1:$P_ADMIN
+stop $SG
 for p in "${PROF_PIDS[@]:-}"; do
   [ -n "$p" ] && wait "$p" 2>/dev/null || true
 done
