@@ -6,6 +6,8 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"syscall"
+	"time"
 )
 
 // Principal says who a request is for. It travels with every request so that
@@ -191,6 +193,31 @@ type PacketServer interface {
 	ServePackets(get func() [][]byte, put func(), fn func(i int, pkt Packet)) error
 }
 
+// IdlePacketServer is a PacketServer whose reader can stop once the socket
+// has been idle, so that it can wait in the park set without a goroutine
+// (PacketLoop). ServePacketsIdle is ServePackets that also returns
+// ErrReaderIdle when nothing arrived for about idle (between idle and twice
+// that); ReadConn is the socket the reads wait on.
+type IdlePacketServer interface {
+	PacketServer
+	ServePacketsIdle(get func() [][]byte, put func(), fn func(i int, pkt Packet), idle time.Duration) error
+	ReadConn() syscall.RawConn
+}
+
+// ErrReaderIdle is ServePacketsIdle's result when the socket was idle.
+var ErrReaderIdle = errors.New("reader idle")
+
+// servePacketBatches runs a batch reader with buffers lent from p.
+func servePacketBatches(p *BufPool, fn func(buf []byte, pkt Packet), flush func(),
+	serve func(get func() [][]byte, put func(), fn func(i int, pkt Packet)) error) error {
+	l := p.BatchLender()
+	put := l.Put
+	if flush != nil {
+		put = func() { flush(); l.Put() }
+	}
+	return serve(l.Get, put, func(i int, pkt Packet) { fn(l.Buf(i), pkt) })
+}
+
 // BatchWriter is an Association that can hold datagrams to send several
 // with one system call: WriteToLater is WriteTo that may keep b (which the
 // caller leaves unchanged) until Flush, and Flush sends what waits. A held
@@ -247,12 +274,7 @@ func backendOf(a Association) Association {
 // wait for long or close a.
 func ServePackets(a Association, p *BufPool, fn func(buf []byte, pkt Packet), flush func()) error {
 	if ps, ok := backendOf(a).(PacketServer); ok {
-		l := p.BatchLender()
-		put := l.Put
-		if flush != nil {
-			put = func() { flush(); l.Put() }
-		}
-		return ps.ServePackets(l.Get, put, func(i int, pkt Packet) { fn(l.Buf(i), pkt) })
+		return servePacketBatches(p, fn, flush, ps.ServePackets)
 	}
 	l := p.Lender()
 	defer l.Put(nil)

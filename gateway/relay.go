@@ -169,9 +169,8 @@ type pipe struct {
 	// active is when this direction last moved bytes; the read deadline on
 	// src is armed for the earlier of the idle timeout and parking.
 	active time.Time
-	// parking state, guarded by the park set's lock
-	tok   uint64
-	timer *time.Timer
+	// pk is the direction's entry in the park set (its rc is rr's)
+	pk parkEntry
 }
 
 // spliceBelow is the chunk size under which a splicing pipe goes back to
@@ -183,6 +182,7 @@ func newPipe(src, dst net.Conn, dir Direction, o *RelayOptions, last *atomic.Int
 	if tc, ok := src.(*net.TCPConn); ok && canReadReady {
 		if rc, err := tc.SyscallConn(); err == nil {
 			p.rr.init(rc, p.chunk)
+			p.pk.rc = rc
 		}
 		if dc, ok := dst.(*net.TCPConn); ok {
 			if rc, err := dc.SyscallConn(); err == nil {
@@ -202,6 +202,17 @@ func (p *pipe) serve() {
 		return
 	}
 	p.r.pipeDone(err)
+}
+
+func (p *pipe) parkEntry() *parkEntry { return &p.pk }
+
+// wakeAt is when the session's idle timeout runs out (measured from the
+// last byte either way), zero without one.
+func (p *pipe) wakeAt() time.Time {
+	if p.o.IdleTimeout <= 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, p.last.Load()).Add(p.o.IdleTimeout)
 }
 
 // resume runs a parked direction again: the socket leaves the park set and

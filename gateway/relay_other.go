@@ -23,7 +23,7 @@ func (r *readyRead) serve(int) (*[]byte, int, int, error) { return nil, 0, 0, sy
 
 func (p *pipe) writeNow(uintptr) bool { return true }
 
-// park is not available on this OS: directions keep their goroutines.
-func park(*pipe, time.Time) bool { return false }
-func unpark(*pipe)               {}
-func unregister(*pipe)           {}
+// park is not available on this OS: readers keep their goroutines.
+func park(parkable, time.Time) bool { return false }
+func unpark(parkable)               {}
+func unregister(parkable)           {}

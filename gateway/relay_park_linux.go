@@ -9,23 +9,24 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// The park set holds the sockets of relay directions that went idle: one
-// epoll instance of our own, itself waited on through Go's poller by a
-// single goroutine that runs only while something is parked. A readable
-// socket, the relay's teardown (unpark) or the idle timer resumes its
-// direction in a new goroutine. A socket closed by someone else leaves the
-// epoll set silently, so the waiting goroutine also sweeps the set every
-// parkSweep and resumes directions whose socket is closed.
+// The park set holds the sockets of readers that went idle (relay
+// directions, packet loops): one epoll instance of our own, itself waited
+// on through Go's poller by a single goroutine that runs only while
+// something is parked. A readable socket, the owner's teardown (unpark) or
+// the idle timer resumes the reader in a new goroutine. A socket closed by
+// someone else leaves the epoll set silently, so the waiting goroutine also
+// sweeps the set every parkSweep and resumes readers whose socket is
+// closed.
 type parkSet struct {
 	mu      sync.Mutex
 	epfd    int
 	file    *os.File // nil while nothing is parked
-	byTok   map[uint64]*pipe
+	byTok   map[uint64]parkable
 	next    uint64
 	running bool
 }
 
-var parked = parkSet{byTok: make(map[uint64]*pipe), next: 1}
+var parked = parkSet{byTok: make(map[uint64]parkable), next: 1}
 
 // parkSweep is how often the park set looks for sockets closed under it.
 var parkSweep = tunable{def: time.Second}
@@ -52,11 +53,12 @@ func (s *parkSet) openLocked() error {
 }
 
 // park puts p's idle socket in the park set. It returns false when the
-// direction must go on in its goroutine (no park set, or the socket is
+// reader must go on in its goroutine (no park set, or the socket is
 // closed): then nothing else runs p. After true, the caller must not touch
 // p: another goroutine may already run it.
-func park(p *pipe, now time.Time) bool {
+func park(p parkable, now time.Time) bool {
 	s := &parked
+	e := p.parkEntry()
 	s.mu.Lock()
 	if s.openLocked() != nil {
 		s.mu.Unlock()
@@ -65,16 +67,15 @@ func park(p *pipe, now time.Time) bool {
 	epfd := s.epfd
 	tok := s.next
 	s.next++
-	p.tok = tok
+	e.tok = tok
 	s.byTok[tok] = p
-	if p.o.IdleTimeout > 0 {
-		at := time.Unix(0, p.last.Load()).Add(p.o.IdleTimeout)
-		p.timer = time.AfterFunc(at.Sub(now), func() { unpark(p) })
+	if at := p.wakeAt(); !at.IsZero() {
+		e.timer = time.AfterFunc(at.Sub(now), func() { unpark(p) })
 	}
 	s.mu.Unlock()
 
 	var addErr error
-	err := p.rr.rc.Control(func(fd uintptr) {
+	err := e.rc.Control(func(fd uintptr) {
 		ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT, Fd: int32(uint32(tok)), Pad: int32(uint32(tok >> 32))}
 		addErr = unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, int(fd), &ev)
 	})
@@ -93,15 +94,16 @@ func park(p *pipe, now time.Time) bool {
 }
 
 // takeLocked removes p from the set; it reports whether p was there.
-func (s *parkSet) takeLocked(p *pipe) bool {
-	if p.tok == 0 || s.byTok[p.tok] != p {
+func (s *parkSet) takeLocked(p parkable) bool {
+	e := p.parkEntry()
+	if e.tok == 0 || s.byTok[e.tok] != p {
 		return false
 	}
-	delete(s.byTok, p.tok)
-	p.tok = 0
-	if p.timer != nil {
-		p.timer.Stop()
-		p.timer = nil
+	delete(s.byTok, e.tok)
+	e.tok = 0
+	if e.timer != nil {
+		e.timer.Stop()
+		e.timer = nil
 	}
 	if len(s.byTok) == 0 && s.file != nil {
 		// Wake the loop so it ends.
@@ -111,7 +113,7 @@ func (s *parkSet) takeLocked(p *pipe) bool {
 }
 
 // unpark resumes p in a new goroutine if it is parked.
-func unpark(p *pipe) {
+func unpark(p parkable) {
 	s := &parked
 	s.mu.Lock()
 	ok := s.takeLocked(p)
@@ -121,18 +123,18 @@ func unpark(p *pipe) {
 	}
 }
 
-// unregister takes a resumed direction's socket out of the epoll set (a
+// unregister takes a resumed reader's socket out of the epoll set (a
 // one-shot registration stays there, disarmed). A closed socket has left it
 // already, and Control does not run on it, so a reused descriptor number is
 // never touched.
-func unregister(p *pipe) {
+func unregister(p parkable) {
 	s := &parked
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.running {
 		return // the epoll instance is gone, and the registration with it
 	}
-	p.rr.rc.Control(func(fd uintptr) {
+	p.parkEntry().rc.Control(func(fd uintptr) {
 		unix.EpollCtl(s.epfd, unix.EPOLL_CTL_DEL, int(fd), nil)
 	})
 }
@@ -145,7 +147,7 @@ func (s *parkSet) loop(file *os.File) {
 		panic(err) // an *os.File always has one
 	}
 	evs := make([]unix.EpollEvent, 64)
-	var ready []*pipe
+	var ready []parkable
 	lastSweep := time.Now()
 	for {
 		s.mu.Lock()
@@ -192,12 +194,12 @@ func (s *parkSet) loop(file *os.File) {
 	}
 }
 
-// sweep resumes the directions whose socket was closed while parked.
+// sweep resumes the readers whose socket was closed while parked.
 func (s *parkSet) sweep() {
-	var closed []*pipe
+	var closed []parkable
 	s.mu.Lock()
 	for _, p := range s.byTok {
-		if p.rr.rc.Control(func(uintptr) {}) != nil {
+		if p.parkEntry().rc.Control(func(uintptr) {}) != nil {
 			closed = append(closed, p)
 		}
 	}

@@ -346,3 +346,91 @@ func TestWriteToLater(t *testing.T) {
 	}
 	bw.Flush()
 }
+
+// ServePacketsIdle goes on while datagrams come (the deadline is moved
+// only when it passes), returns gateway.ErrReaderIdle once they stop, reads
+// on when called again, and ends with net.ErrClosed when the association
+// closes while it waits.
+func TestServePacketsIdle(t *testing.T) {
+	b := newBackend(t, Config{}, Options{Own: gateway.NewOwnAddrs()})
+	a := associate(t, b, &gateway.AssocRequest{Family: 4, Policy: loopback})
+	relay, _ := a.RelayAddr()
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if a.ReadConn() == nil {
+		t.Fatal("no ReadConn")
+	}
+	const idle = 150 * time.Millisecond
+	var got atomic.Int64
+	bufs := make([][]byte, serveBatch)
+	for i := range bufs {
+		bufs[i] = make([]byte, 2048)
+	}
+	serve := func(idle time.Duration) <-chan error {
+		done := make(chan error, 1)
+		go func() {
+			done <- a.ServePacketsIdle(func() [][]byte { return bufs }, func() {}, func(int, gateway.Packet) { got.Add(1) }, idle)
+		}()
+		return done
+	}
+
+	// Busy for 4 idle periods: no return.
+	done := serve(idle)
+	start := time.Now()
+	for time.Since(start) < 4*idle {
+		if _, err := c.WriteToUDPAddrPort([]byte("x"), relay.AddrPort()); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("returned %v after %v while datagrams came", err, time.Since(start))
+		case <-time.After(idle / 5):
+		}
+	}
+	sent := got.Load()
+	if sent < 10 {
+		t.Fatalf("%d datagrams read", sent)
+	}
+	// Quiet: ErrReaderIdle between idle and twice that (and some slack).
+	quiet := time.Now()
+	select {
+	case err := <-done:
+		if !errors.Is(err, gateway.ErrReaderIdle) {
+			t.Fatalf("returned %v, want ErrReaderIdle", err)
+		}
+		if d := time.Since(quiet); d < idle/2 || d > 2*idle+time.Second {
+			t.Errorf("idle after %v of quiet, want about %v to %v", d, idle, 2*idle)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no return after the datagrams stopped")
+	}
+
+	// A datagram that came meanwhile is read by the next call (one that
+	// would wait long: the close below must end it, not the deadline).
+	if _, err := c.WriteToUDPAddrPort([]byte("y"), relay.AddrPort()); err != nil {
+		t.Fatal(err)
+	}
+	before := got.Load()
+	done = serve(time.Minute)
+	deadline := time.Now().Add(2 * time.Second)
+	for got.Load() == before && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if got.Load() == before {
+		t.Fatal("the datagram sent while no one read was not read")
+	}
+	// Closed while waiting: net.ErrClosed, at once.
+	time.Sleep(50 * time.Millisecond)
+	a.Close()
+	select {
+	case err := <-done:
+		if !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("after Close: %v, want net.ErrClosed", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close did not end ServePacketsIdle")
+	}
+}

@@ -67,6 +67,14 @@ type sockIO struct {
 	// errHint says the error queue may hold entries: read it first.
 	errHint atomic.Bool
 
+	// ServePacketsIdle: idle is how long the reader may wait for nothing
+	// (0: for ever), idleAt when its read deadline looks next, and active
+	// whether anything was read since the last look (the reader's
+	// goroutine only).
+	idle   time.Duration
+	idleAt time.Time
+	active bool
+
 	// The writer's state, under association.wmu.
 	wmsg    unix.Msghdr
 	wiov    unix.Iovec
@@ -133,8 +141,23 @@ func (a *association) readLoop(f func(fd uintptr) bool) error {
 			return closedErr("read")
 		}
 		if errors.Is(err, os.ErrDeadlineExceeded) {
-			// kickReader: the error queue has something.
-			a.pc.SetReadDeadline(time.Time{})
+			if s.idle <= 0 {
+				// kickReader: the error queue has something.
+				a.pc.SetReadDeadline(time.Time{})
+				continue
+			}
+			// The idle deadline, or kickReader (the error queue has
+			// something: the callback looks). Idle is when the deadline
+			// passed without a kick and nothing was read since the last
+			// look; the deadline is not moved per datagram.
+			if now := time.Now(); !now.Before(s.idleAt) {
+				if !s.active && !s.errHint.Load() {
+					return gateway.ErrReaderIdle
+				}
+				s.active = false
+				s.idleAt = now.Add(s.idle)
+			}
+			a.pc.SetReadDeadline(s.idleAt)
 			continue
 		}
 		// The poller refuses to wait (an error-only event): read
@@ -167,6 +190,21 @@ func (a *association) readLoop(f func(fd uintptr) bool) error {
 // reader waits without another read (see gateway.MsgBatch). i is the index
 // of a datagram's buffer in the batch, -1 for an ICMP error.
 func (a *association) ServePackets(get func() [][]byte, put func(), fn func(i int, pkt gateway.Packet)) error {
+	return a.servePackets(get, put, fn, 0)
+}
+
+// ServePacketsIdle is ServePackets that also returns gateway.ErrReaderIdle
+// once nothing arrived for about idle (gateway.IdlePacketServer): the read
+// deadline is set idle ahead and, when it passes, moved on if something
+// was read meanwhile.
+func (a *association) ServePacketsIdle(get func() [][]byte, put func(), fn func(i int, pkt gateway.Packet), idle time.Duration) error {
+	return a.servePackets(get, put, fn, idle)
+}
+
+// ReadConn is the socket the association's reads wait on.
+func (a *association) ReadConn() syscall.RawConn { return a.rc }
+
+func (a *association) servePackets(get func() [][]byte, put func(), fn func(i int, pkt gateway.Packet), idle time.Duration) error {
 	s := &a.io
 	a.serveMu.Lock()
 	if a.closed.Load() {
@@ -176,7 +214,18 @@ func (a *association) ServePackets(get func() [][]byte, put func(), fn func(i in
 	a.serving = true
 	a.serveMu.Unlock()
 	s.bget, s.bput, s.serve = get, put, fn
+	if idle > 0 {
+		s.serve = func(i int, pkt gateway.Packet) {
+			s.active = true
+			fn(i, pkt)
+		}
+		s.idle, s.active, s.idleAt = idle, false, time.Now().Add(idle)
+		// Before the first wait: a Close from here on sets closed first,
+		// which the callback sees before it waits.
+		a.pc.SetReadDeadline(s.idleAt)
+	}
 	defer func() {
+		s.idle = 0
 		s.bget, s.bput, s.serve = nil, nil, nil
 		a.serveMu.Lock()
 		a.serving = false

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -157,6 +158,73 @@ func TestSubcommands(t *testing.T) {
 		}
 		if v := r.Metrics["fds_after"] - r.Metrics["fds_before"]; v < 6 {
 			t.Errorf("server fds grew by %v, want >= 6 (a relay socket per allocation)", v)
+		}
+	})
+	t.Run("parked", func(t *testing.T) {
+		// Idle associations give their backend readers up (parked in the
+		// gateway's park set after a second) and wake when a datagram
+		// comes: SOCKS 5 keeps its control and client readers, SOCKS 6 its
+		// control reader, a TURN allocation nothing.
+		echo, err := listenUDPEcho("127.0.0.1:0", 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer echo.close()
+		ctx := context.Background()
+		kinds := []struct {
+			proto, proxy string
+			keeps        float64 // goroutines an idle association keeps
+		}{{"socks5", g.socks5, 2}, {"socks6", g.socks6, 1}, {"turn", g.turn, 0}}
+		const per = 4
+		before, err := scrapeGauge(ctx, g.admin, "go_goroutines")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var assocs []assoc
+		defer func() {
+			for _, a := range assocs {
+				a.close()
+			}
+		}()
+		want := 1.0 // the park set's goroutine
+		for _, k := range kinds {
+			c := common{proto: k.proto, proxy: k.proxy, user: "bench", pass: "bench-pass", timeout: 10 * time.Second}
+			as, err := newAssociator(&c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for range per {
+				a, err := as.associate(ctx)
+				if err != nil {
+					t.Fatalf("%s: %v", k.proto, err)
+				}
+				assocs = append(assocs, a)
+				if err := udpProbe(a, echo.addrPort(), 32, 5*time.Second); err != nil {
+					t.Fatalf("%s: %v", k.proto, err)
+				}
+			}
+			want += per * k.keeps
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		var now float64
+		for {
+			if now, err = scrapeGauge(ctx, g.admin, "go_goroutines"); err != nil {
+				t.Fatal(err)
+			}
+			if now-before <= want || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if now-before > want {
+			t.Fatalf("idle associations hold %v goroutines, want at most %v: readers did not park", now-before, want)
+		}
+		for i, a := range assocs {
+			for j := range 3 {
+				if err := udpProbe(a, echo.addrPort(), 64+j, 5*time.Second); err != nil {
+					t.Fatalf("association %d (%s) after parking, datagram %d: %v", i, kinds[i/per].proto, j, err)
+				}
+			}
 		}
 	})
 	t.Run("serve", func(t *testing.T) {

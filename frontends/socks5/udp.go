@@ -112,10 +112,11 @@ func (s *session) udpAssociate(ctx context.Context, want gateway.Addr) {
 		var st gateway.RelayStats
 		done := make(chan struct{}, 2)
 		go func() { st.Up = u.clientToRemote(); done <- struct{}{} }()
-		go func() { st.Down = u.remoteToClient(); done <- struct{}{} }()
+		loop := u.remoteToClient(func(b int64) { st.Down = b; done <- struct{}{} })
 		err := u.control(ctx, done)
 		pc.Close()
 		assoc.Close()
+		loop.Wake()
 		<-done
 		<-done
 		s.log(gateway.CmdUDP, dest, route, st, err)
@@ -216,11 +217,14 @@ func (u *udpAssoc) clientToRemote() (bytes int64) {
 	}
 }
 
-// remoteToClient relays datagrams from remote hosts to the client with a
-// SOCKS 5 UDP header, those of one read batch with one sendmmsg. ICMP
+// remoteToClient starts relaying datagrams from remote hosts to the client
+// with a SOCKS 5 UDP header, those of one read batch with one sendmmsg, in
+// a gateway.PacketLoop (which gives its goroutine up while the association
+// is idle); done gets the payload bytes relayed when reading ends. ICMP
 // errors cannot be expressed in SOCKS 5: they are counted and logged, and
 // the association goes on.
-func (u *udpAssoc) remoteToClient() (bytes int64) {
+func (u *udpAssoc) remoteToClient(done func(bytes int64)) *gateway.PacketLoop {
+	var bytes int64
 	// The 64 KiB buffers come from a pool only while datagrams are being
 	// read and relayed: an idle association holds none.
 	sb := gateway.NewSendBatch(gateway.ReadBatch)
@@ -278,13 +282,14 @@ func (u *udpAssoc) remoteToClient() (bytes int64) {
 			flush()
 		}
 	}
-	for {
-		err := gateway.ServePackets(u.assoc, remoteBufs, relay, flush)
+	stop := func(err error) bool {
 		if errors.Is(err, net.ErrClosed) || !isTransient(err) {
 			u.s.conn.Close()
-			return bytes
+			return true
 		}
+		return false
 	}
+	return gateway.StartPacketLoop(u.assoc, remoteBufs, relay, flush, stop, func() { done(bytes) })
 }
 
 // clientBufs hold datagrams from SOCKS 5 clients.

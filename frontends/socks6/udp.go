@@ -113,6 +113,8 @@ type association struct {
 	last      atomic.Int64
 	done      chan struct{}
 	closeOnce sync.Once
+	// loop reads assoc (set once reading starts)
+	loop atomic.Pointer[gateway.PacketLoop]
 }
 
 type channel32 struct{ v atomic.Uint32 }
@@ -205,7 +207,7 @@ func (cn *conn) udpAssociate(ctx context.Context) {
 		var st gateway.RelayStats
 		var wg sync.WaitGroup
 		wg.Add(1)
-		go func() { defer wg.Done(); st.Down = a.fromRemote() }()
+		a.fromRemote(func(down int64) { st.Down = down; wg.Done() })
 		up, err := a.control(ctx)
 		a.close()
 		wg.Wait()
@@ -355,10 +357,13 @@ func (a *association) fromClient(m *s6.UDPMessage, held *gateway.HeldWrites) int
 	return int64(len(m.Payload))
 }
 
-// fromRemote relays datagrams and ICMP errors from the backend to the
-// client's mapped channel. Datagrams to a UDP channel go out in batches:
-// those of one read batch with one sendmmsg.
-func (a *association) fromRemote() (down int64) {
+// fromRemote starts relaying datagrams and ICMP errors from the backend to
+// the client's mapped channel, in a gateway.PacketLoop (which gives its
+// goroutine up while the association is idle); done gets the payload bytes
+// relayed when the association is over. Datagrams to a UDP channel go out
+// in batches: those of one read batch with one sendmmsg.
+func (a *association) fromRemote(done func(down int64)) {
+	var down int64
 	// The 64 KiB buffers come from a pool only while datagrams are being
 	// read and relayed: an idle association holds none.
 	var ebuf [64]byte
@@ -422,17 +427,23 @@ func (a *association) fromRemote() (down int64) {
 			down += int64(pkt.N)
 		}
 	}
-	for {
-		err := gateway.ServePackets(a.assoc, remoteBufs, relay, flush)
+	stop := func(err error) bool {
 		if errors.Is(err, net.ErrClosed) {
 			a.close()
-			return down
+			return true
 		}
 		select {
 		case <-a.done:
-			return down
+			return true
 		default:
+			return false
 		}
+	}
+	a.loop.Store(gateway.StartPacketLoop(a.assoc, remoteBufs, relay, flush, stop, func() { done(down) }))
+	select {
+	case <-a.done:
+		a.loop.Load().Wake() // closed while the loop started: it may have parked
+	default:
 	}
 }
 
@@ -551,6 +562,9 @@ func (a *association) close() {
 		a.f.udp.remove(a)
 		if a.assoc != nil {
 			a.assoc.Close()
+		}
+		if l := a.loop.Load(); l != nil {
+			l.Wake()
 		}
 		a.cn.c.Close()
 		if a.dtls != nil {

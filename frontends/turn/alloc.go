@@ -36,6 +36,20 @@ type relay struct {
 	// bw is assoc as a gateway.BatchWriter, nil when it is not one.
 	bw     gateway.BatchWriter
 	closed atomic.Bool
+	// loop reads assoc (set once reading starts)
+	loop atomic.Pointer[gateway.PacketLoop]
+}
+
+// closeAssoc closes the relay's association once, and wakes its reader if
+// it waits parked.
+func (r *relay) closeAssoc() {
+	if r.closed.Swap(true) {
+		return
+	}
+	r.assoc.Close()
+	if l := r.loop.Load(); l != nil {
+		l.Wake()
+	}
 }
 
 // binding is a channel binding.
@@ -195,9 +209,7 @@ func (a *allocation) close(cause error) {
 		dests := make([]string, 0, len(relays))
 		for _, r := range relays {
 			dests = append(dests, r.addr.String())
-			if !r.closed.Swap(true) {
-				r.assoc.Close()
-			}
+			r.closeAssoc()
 		}
 		if a.tcp != nil {
 			dests = append(dests, a.tcp.addr.String())
@@ -226,9 +238,7 @@ func (a *allocation) close(cause error) {
 // allocation.
 func (a *allocation) closeRelay(r *relay) {
 	a.f.st.dropRelay(r)
-	if !r.closed.Swap(true) {
-		r.assoc.Close()
-	}
+	r.closeAssoc()
 	if len(a.families()) == 0 {
 		a.close(nil)
 	}
@@ -242,13 +252,14 @@ const headroom = 48
 // maxUDPPayload is the largest datagram sent to a UDP client.
 const maxUDPPayload = 65507
 
-// readLoop relays what one relay receives to the client: datagrams from
-// permitted peers as ChannelData when a channel is bound to the peer, else as
-// Data indications; ICMP errors about datagrams to permitted peers as Data
-// indications with the ICMP attribute. It builds messages in place around
-// the payload, so nothing is allocated per datagram.
+// readLoop starts relaying what one relay receives to the client:
+// datagrams from permitted peers as ChannelData when a channel is bound to
+// the peer, else as Data indications; ICMP errors about datagrams to
+// permitted peers as Data indications with the ICMP attribute. It builds
+// messages in place around the payload, so nothing is allocated per
+// datagram. The reading runs in a gateway.PacketLoop, which gives its
+// goroutine up while the relay is idle.
 func (a *allocation) readLoop(r *relay) {
-	defer a.wg.Done()
 	// The relay buffers come from a pool only while datagrams are being
 	// read and relayed: an idle allocation holds none. To a UDP client,
 	// the messages of one read batch go out with one sendmmsg.
@@ -298,16 +309,20 @@ func (a *allocation) readLoop(r *relay) {
 			}
 		}
 	}
-	for {
-		err := gateway.ServePackets(r.assoc, relayBufs, relay, flush)
+	stop := func(err error) bool {
 		if errors.Is(err, net.ErrClosed) || r.closed.Load() {
-			return
+			return true
 		}
 		select {
 		case <-a.done:
-			return
+			return true
 		default:
+			return false
 		}
+	}
+	r.loop.Store(gateway.StartPacketLoop(r.assoc, relayBufs, relay, flush, stop, a.wg.Done))
+	if r.closed.Load() {
+		r.loop.Load().Wake() // closed while the loop started: it may have parked
 	}
 }
 

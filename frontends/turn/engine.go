@@ -396,7 +396,7 @@ func (j *allocJob) run() {
 	})
 	for _, r := range a.relays {
 		a.wg.Add(1)
-		go a.readLoop(r)
+		a.readLoop(r)
 	}
 	if a.tcp != nil {
 		a.wg.Add(1)
