@@ -84,6 +84,20 @@ func Detach(ctx context.Context, f func()) {
 	}()
 }
 
+// Handoff takes the connection's clean-up from the handler, as Detach does,
+// for a session that lives on in goroutines the caller starts (and that may
+// end and resume): the handler may return at once, and the returned
+// function runs the Tail, once, when the session is over. Without a Tail in
+// ctx it returns a function that does nothing.
+func Handoff(ctx context.Context) (finish func()) {
+	t := TailOf(ctx)
+	if t == nil {
+		return func() {}
+	}
+	t.detach()
+	return t.run
+}
+
 // detach hands the clean-up to whoever calls run next.
 func (t *Tail) detach() {
 	t.mu.Lock()

@@ -94,3 +94,46 @@ func BenchmarkUDPEcho(b *testing.B) {
 		}
 	})
 }
+
+// TestUDPTimeoutsWhileParked: timeouts longer than the gateway's parking
+// delay (a second) are kept while the association's readers are parked:
+// an association that never sends is closed after first_datagram_timeout,
+// one that went quiet after udp_idle_timeout, over UDP and over TCP.
+func TestUDPTimeoutsWhileParked(t *testing.T) {
+	up := startUpstream(t, upstreamOpts{users: true, udp: true, limits: `  first_datagram_timeout = "1800ms"
+  udp_idle_timeout = "2500ms"`})
+	echo := newUDPPeer(t, "127.0.0.1:0", true)
+	for _, over := range []UDPTransport{UDPOverUDP, UDPOverTCP} {
+		for _, quiet := range []bool{false, true} {
+			name := over.String() + "/first-datagram"
+			want := 1800 * time.Millisecond
+			if quiet {
+				name = over.String() + "/idle"
+				want = 2500 * time.Millisecond
+			}
+			t.Run(name, func(t *testing.T) {
+				t.Parallel()
+				c := mustClient(t, ClientConfig{Server: up.Addr, Username: testUser, Password: testPass})
+				start := time.Now()
+				u, err := c.UDPAssociate(testCtx(t, 10*time.Second), &UDPOptions{Over: over})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer u.Close()
+				if quiet {
+					echoDatagrams(t, u, echo.gatewayAddr(), 3)
+					start = time.Now()
+				}
+				u.SetReadDeadline(time.Now().Add(10 * time.Second))
+				_, err = u.ReadFrom(make([]byte, 64))
+				took := time.Since(start)
+				if !errors.Is(err, net.ErrClosed) {
+					t.Fatalf("ReadFrom: %v, want net.ErrClosed", err)
+				}
+				if took < want-200*time.Millisecond || took > want+2*time.Second {
+					t.Fatalf("closed after %v, want about %v", took, want)
+				}
+			})
+		}
+	}
+}

@@ -161,10 +161,9 @@ func TestSubcommands(t *testing.T) {
 		}
 	})
 	t.Run("parked", func(t *testing.T) {
-		// Idle associations give their backend readers up (parked in the
-		// gateway's park set after a second) and wake when a datagram
-		// comes: SOCKS 5 keeps its control and client readers, SOCKS 6 its
-		// control reader, a TURN allocation nothing.
+		// Idle associations give their readers up (parked in the gateway's
+		// park set after a second) and wake when a datagram comes: SOCKS 5
+		// keeps its control and client readers, SOCKS 6 and TURN nothing.
 		echo, err := listenUDPEcho("127.0.0.1:0", 1)
 		if err != nil {
 			t.Fatal(err)
@@ -172,9 +171,9 @@ func TestSubcommands(t *testing.T) {
 		defer echo.close()
 		ctx := context.Background()
 		kinds := []struct {
-			proto, proxy string
-			keeps        float64 // goroutines an idle association keeps
-		}{{"socks5", g.socks5, 2}, {"socks6", g.socks6, 1}, {"turn", g.turn, 0}}
+			proto, proxy, over string
+			keeps              float64 // goroutines an idle association keeps
+		}{{"socks5", g.socks5, "", 2}, {"socks6", g.socks6, "udp", 0}, {"socks6", g.socks6, "tcp", 0}, {"turn", g.turn, "", 0}}
 		const per = 4
 		before, err := scrapeGauge(ctx, g.admin, "go_goroutines")
 		if err != nil {
@@ -188,7 +187,7 @@ func TestSubcommands(t *testing.T) {
 		}()
 		want := 1.0 // the park set's goroutine
 		for _, k := range kinds {
-			c := common{proto: k.proto, proxy: k.proxy, user: "bench", pass: "bench-pass", timeout: 10 * time.Second}
+			c := common{proto: k.proto, proxy: k.proxy, udpOver: k.over, user: "bench", pass: "bench-pass", timeout: 10 * time.Second}
 			as, err := newAssociator(&c)
 			if err != nil {
 				t.Fatal(err)
@@ -222,7 +221,7 @@ func TestSubcommands(t *testing.T) {
 		for i, a := range assocs {
 			for j := range 3 {
 				if err := udpProbe(a, echo.addrPort(), 64+j, 5*time.Second); err != nil {
-					t.Fatalf("association %d (%s) after parking, datagram %d: %v", i, kinds[i/per].proto, j, err)
+					t.Fatalf("association %d (%s %s) after parking, datagram %d: %v", i, kinds[i/per].proto, kinds[i/per].over, j, err)
 				}
 			}
 		}

@@ -115,6 +115,11 @@ type association struct {
 	closeOnce sync.Once
 	// loop reads assoc (set once reading starts)
 	loop atomic.Pointer[gateway.PacketLoop]
+	// remote is done when loop has ended; down is what it relayed.
+	remote sync.WaitGroup
+	down   int64
+	// ctl is the control connection reader's state.
+	ctl controlState
 }
 
 type channel32 struct{ v atomic.Uint32 }
@@ -171,6 +176,8 @@ func (cn *conn) udpAssociate(ctx context.Context) {
 	legs := s6.SplitStack(&cn.req, f.dialect)
 	a := &association{f: f, cn: cn, clientIP: cn.client.Addr(), ttl: -1, tos: -1, c: f.assocCounters(),
 		done: make(chan struct{})}
+	// Before anyone else can see a (close reads it).
+	a.ctl.park = gateway.NewConnPark(cn.c, a.runControl)
 	cn.udpClientLeg(&legs, a)
 	b, route, err := f.rt.Associate(ctx, gateway.CmdUDP, &gateway.AssocRequest{Bind: cn.req.Addr, Options: legs.Remote, Principal: cn.p})
 	if err != nil {
@@ -202,19 +209,51 @@ func (cn *conn) udpAssociate(ctx context.Context) {
 	}
 	a.last.Store(time.Now().UnixNano())
 	// The association lives on in goroutines of its own, and this one
-	// (with the handshake's frames under it) goes back to the workers.
-	gateway.Detach(ctx, func() {
-		var st gateway.RelayStats
-		var wg sync.WaitGroup
-		wg.Add(1)
-		a.fromRemote(func(down int64) { st.Down = down; wg.Done() })
-		up, err := a.control(ctx)
-		a.close()
-		wg.Wait()
-		a.writers.Wait()
-		st.Up = up
-		cn.log(gateway.CmdUDP, route, st, err)
+	// (with the handshake's frames under it) goes back to the workers. The
+	// control connection's reader parks while the connection is idle (see
+	// control), and the backend's reader in its PacketLoop: an idle
+	// association holds no goroutine.
+	a.ctl.ctx, a.ctl.start, a.ctl.route, a.ctl.finish = ctx, time.Now(), route, gateway.Handoff(ctx)
+	a.ctl.stop = context.AfterFunc(ctx, func() {
+		cn.c.SetReadDeadline(time.Unix(1, 0))
+		if a.ctl.park != nil {
+			a.ctl.park.Wake()
+		}
 	})
+	a.remote.Add(1)
+	a.fromRemote(func(down int64) { a.down = down; a.remote.Done() })
+	go a.runControl()
+}
+
+// controlState is the control connection reader's state, kept across the
+// goroutines it runs in (it ends while parked and resumes in a new one).
+type controlState struct {
+	ctx    context.Context
+	start  time.Time
+	route  *gateway.Route
+	finish func() // runs the connection's Tail
+	stop   func() bool
+	park   *gateway.ConnPark // nil: the reader never parks; set first
+	buf    []byte
+	up     int64
+	// active is when the reader last read a message, or (re)started.
+	active time.Time
+}
+
+// runControl runs the control reader until the association ends (then it
+// tears the association down, logs it and runs the connection's Tail) or
+// until the reader parks.
+func (a *association) runControl() {
+	up, err, parked := a.control()
+	if parked {
+		return
+	}
+	a.ctl.stop()
+	a.close()
+	a.remote.Wait()
+	a.writers.Wait()
+	a.cn.log(gateway.CmdUDP, a.ctl.route, gateway.RelayStats{Up: up, Down: a.down}, err)
+	a.ctl.finish()
 }
 
 // udpClientLeg handles the client–proxy leg of a UDP association: TTL and
@@ -239,59 +278,91 @@ func (cn *conn) udpClientLeg(legs *s6.Legs, a *association) {
 	legs.Client.UnsupportPending()
 }
 
+// timeoutAt is when the association's current timeout runs out: the
+// first-datagram timeout until it is mapped, then the idle timeout; zero
+// for none.
+func (a *association) timeoutAt() time.Time {
+	l := &a.f.limits
+	switch {
+	case a.mapped.load() == chanNone && l.FirstDatagramTimeout > 0:
+		return a.ctl.start.Add(l.FirstDatagramTimeout)
+	case l.AssocIdleTimeout > 0:
+		return time.Unix(0, a.last.Load()).Add(l.AssocIdleTimeout)
+	}
+	return time.Time{}
+}
+
 // control reads the control connection: Datagrams over TCP, the end of the
-// connection, the first-datagram timeout and the idle timeout.
-func (a *association) control(ctx context.Context) (int64, error) {
+// connection, the first-datagram timeout and the idle timeout. After
+// ParkAfter without a message it parks the connection (parked true): the
+// park set runs runControl again when the connection is readable or
+// closed, when the timeout is due, or when the association is torn down.
+func (a *association) control() (up int64, err error, parked bool) {
 	c := a.cn.c
 	l := &a.f.limits
-	stop := context.AfterFunc(ctx, func() { c.SetReadDeadline(time.Unix(1, 0)) })
-	defer stop()
-	start := time.Now()
-	// No buffer until a datagram comes over the control connection (most
-	// associations carry theirs over UDP, and an idle one then holds none);
-	// from then on a small one that most messages fit, ReadUDPMessage
-	// allocating for the rare larger one.
-	var buf []byte
-	var up int64
-	for {
-		switch {
-		case a.mapped.load() == chanNone && l.FirstDatagramTimeout > 0:
-			c.SetReadDeadline(start.Add(l.FirstDatagramTimeout))
-		case l.AssocIdleTimeout > 0:
-			c.SetReadDeadline(time.Unix(0, a.last.Load()).Add(l.AssocIdleTimeout))
+	ctx := a.ctl.ctx
+	st := &a.ctl
+	st.active = time.Now()
+	// The read deadline: the timeout, or parking if that comes first.
+	deadline := func() time.Time {
+		d := a.timeoutAt()
+		if pa := gateway.ParkAfter(); st.park != nil && pa > 0 {
+			if pd := st.active.Add(pa); d.IsZero() || pd.Before(d) {
+				d = pd
+			}
 		}
-		m, err := s6.ReadUDPMessage(c, buf)
-		if err == nil && buf == nil {
-			buf = make([]byte, 2048)
+		return d
+	}
+	for {
+		c.SetReadDeadline(deadline())
+		// A cancel sets an expired deadline; one that came before the line
+		// above was overwritten by it.
+		if ctx.Err() != nil {
+			return st.up, context.Cause(ctx), false
+		}
+		// No buffer until a datagram comes over the control connection
+		// (most associations carry theirs over UDP, and an idle one then
+		// holds none); from then on a small one that most messages fit,
+		// ReadUDPMessage allocating for the rare larger one.
+		m, err := s6.ReadUDPMessage(c, st.buf)
+		if err == nil && st.buf == nil {
+			st.buf = make([]byte, 2048)
 		}
 		if err != nil {
 			switch {
 			case ctx.Err() != nil:
-				return up, context.Cause(ctx)
+				return st.up, context.Cause(ctx), false
 			case errors.Is(err, os.ErrDeadlineExceeded):
-				if a.mapped.load() == chanNone && l.FirstDatagramTimeout > 0 && time.Since(start) >= l.FirstDatagramTimeout {
-					return up, gateway.NewError(gateway.ReasonTimeout, "socks6: udp", errors.New("no first datagram"))
+				if a.mapped.load() == chanNone && l.FirstDatagramTimeout > 0 && time.Since(st.start) >= l.FirstDatagramTimeout {
+					return st.up, gateway.NewError(gateway.ReasonTimeout, "socks6: udp", errors.New("no first datagram")), false
 				}
 				if a.mapped.load() != chanNone && l.AssocIdleTimeout > 0 && time.Since(time.Unix(0, a.last.Load())) >= l.AssocIdleTimeout {
-					return up, gateway.ErrIdle
+					return st.up, gateway.ErrIdle, false
+				}
+				if pa := gateway.ParkAfter(); st.park != nil && pa > 0 && time.Since(st.active) >= pa && !a.closing() {
+					if st.park.Park(a.timeoutAt()) {
+						// A cancel or teardown that came before the socket
+						// was in the park set woke nobody: look again.
+						if ctx.Err() != nil || a.closing() {
+							st.park.Wake()
+						}
+						return 0, nil, true
+					}
+					st.active = time.Now() // could not park: look again later
 				}
 				continue
 			case errors.Is(err, s6.ErrShort), errors.Is(err, s6.ErrVersion), errors.Is(err, s6.ErrBadLength), errors.Is(err, s6.ErrMessageType):
 				// The stream is no longer delimited: end the association.
 				count(a.c, func(c *assocCounters) prometheus.Counter { return c.malformed })
-				return up, err
+				return st.up, err, false
 			default:
-				select {
-				case <-a.done:
-					return up, nil
-				default:
+				if a.closing() || errors.Is(err, net.ErrClosed) {
+					return st.up, nil, false
 				}
-				if errors.Is(err, net.ErrClosed) {
-					return up, nil
-				}
-				return up, ignoreEOF(err)
+				return st.up, ignoreEOF(err), false
 			}
 		}
+		st.active = time.Now()
 		if m.Type != s6.UDPDatagram || m.Assoc != a.id {
 			count(a.c, func(c *assocCounters) prometheus.Counter { return c.wrongChannel })
 			continue
@@ -303,7 +374,17 @@ func (a *association) control(ctx context.Context) (int64, error) {
 			count(a.c, func(c *assocCounters) prometheus.Counter { return c.wrongChannel })
 			continue
 		}
-		up += a.fromClient(&m, nil)
+		st.up += a.fromClient(&m, nil)
+	}
+}
+
+// closing reports whether the association is being torn down.
+func (a *association) closing() bool {
+	select {
+	case <-a.done:
+		return true
+	default:
+		return false
 	}
 }
 
@@ -567,6 +648,9 @@ func (a *association) close() {
 			l.Wake()
 		}
 		a.cn.c.Close()
+		if a.ctl.park != nil {
+			a.ctl.park.Wake()
+		}
 		if a.dtls != nil {
 			a.dtls.Close()
 		}
