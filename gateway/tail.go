@@ -65,30 +65,14 @@ func (t *Tail) Finish() {
 	}
 }
 
-// Detach runs f in a new goroutine that takes over the connection's
-// clean-up: the handler may return at once, and the Tail runs when f
-// returns. A long-lived session (a UDP association held by its control
-// connection) then waits in a goroutine of its own, with a stack only as
-// deep as f, not under the handshake's frames in the worker that accepted
-// it. Without a Tail in ctx, f runs in the caller.
-func Detach(ctx context.Context, f func()) {
-	t := TailOf(ctx)
-	if t == nil {
-		f()
-		return
-	}
-	t.detach()
-	go func() {
-		defer t.run()
-		f()
-	}()
-}
-
-// Handoff takes the connection's clean-up from the handler, as Detach does,
-// for a session that lives on in goroutines the caller starts (and that may
-// end and resume): the handler may return at once, and the returned
-// function runs the Tail, once, when the session is over. Without a Tail in
-// ctx it returns a function that does nothing.
+// Handoff takes the connection's clean-up from the handler, for a session
+// that lives on in goroutines the caller starts (a UDP association held by
+// its control connection, whose readers may end while idle and resume):
+// the handler may return at once, and the returned function runs the
+// Tail, once, when the session is over. The session's goroutines then
+// have stacks only as deep as their own work, not the handshake's frames
+// in the worker that accepted the connection. Without a Tail in ctx it
+// returns a function that does nothing.
 func Handoff(ctx context.Context) (finish func()) {
 	t := TailOf(ctx)
 	if t == nil {

@@ -6,36 +6,32 @@ import (
 	"time"
 )
 
-// Detach: the handler returns at once, Finish leaves the clean-up to the
-// detached goroutine, which runs it when its function returns; without a
-// Tail the function runs in the caller.
-func TestDetach(t *testing.T) {
+// Handoff: the handler returns at once, Finish leaves the clean-up to
+// whoever holds the returned function, which runs it once, from any
+// goroutine; without a Tail the function does nothing.
+func TestHandoff(t *testing.T) {
 	ctx, tail := WithTail(context.Background())
-	cleaned := make(chan struct{})
-	tail.Defer(func() { close(cleaned) })
-	release := make(chan struct{})
-	ran := make(chan struct{})
-	Detach(ctx, func() {
-		<-release
-		close(ran)
-	})
+	cleaned := 0
+	tail.Defer(func() { cleaned++ })
+	finish := Handoff(ctx)
 	tail.Finish() // the handler returns
-	select {
-	case <-cleaned:
-		t.Fatal("clean-up ran while the detached function was still running")
-	case <-time.After(50 * time.Millisecond):
+	if cleaned != 0 {
+		t.Fatal("clean-up ran when the handler returned after a handoff")
 	}
-	close(release)
+	done := make(chan struct{})
+	go func() {
+		time.Sleep(20 * time.Millisecond) // the session lives on elsewhere
+		finish()
+		finish()
+		close(done)
+	}()
 	select {
-	case <-cleaned:
+	case <-done:
 	case <-time.After(5 * time.Second):
-		t.Fatal("clean-up did not run after the detached function returned")
+		t.Fatal("finish did not return")
 	}
-	<-ran
-
-	inline := false
-	Detach(context.Background(), func() { inline = true })
-	if !inline {
-		t.Error("without a Tail, Detach did not run the function before returning")
+	if cleaned != 1 {
+		t.Fatalf("clean-up ran %d times, want once", cleaned)
 	}
+	Handoff(context.Background())() // no Tail: nothing to run, no panic
 }

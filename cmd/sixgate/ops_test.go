@@ -623,3 +623,35 @@ limits {
 		t.Fatalf("idle association closed after %v", d)
 	}
 }
+
+// TestAssociationIdleWhileParked: an idle timeout longer than the parking
+// delay (a second) is kept while the association's readers are parked,
+// and a parked association still relays: datagrams after a pause come
+// back, and the timeout counts from the last of them.
+func TestAssociationIdleWhileParked(t *testing.T) {
+	echo := echoAddr(t)
+	authPort, anonPort := gatewaytest.FreePort(t), gatewaytest.FreePort(t)
+	startGateway(t, socks5Config(authPort, anonPort)+`
+limits {
+  udp_idle_timeout = "2500ms"
+}
+`)
+	u := openS5UDP(t, fmt.Sprintf("127.0.0.1:%d", authPort), "alice", "s3cret")
+	u.send(t, u.pc, 0, echo, "hello")
+	if got := u.recv(t, 3*time.Second); got != "hello" {
+		t.Fatalf("echo %q", got)
+	}
+	time.Sleep(1800 * time.Millisecond) // the readers park after a second
+	u.send(t, u.pc, 0, echo, "again")
+	if got := u.recv(t, 3*time.Second); got != "again" {
+		t.Fatalf("echo after the pause %q", got)
+	}
+	start := time.Now()
+	u.ctrl.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := u.ctrl.Read(make([]byte, 1)); err == nil {
+		t.Fatal("control connection sent data")
+	}
+	if d := time.Since(start); d < 2300*time.Millisecond || d > 4500*time.Millisecond {
+		t.Fatalf("idle association closed %v after its last datagram, want about 2.5s", d)
+	}
+}

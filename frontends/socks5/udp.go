@@ -55,6 +55,21 @@ type udpAssoc struct {
 	clientPort atomic.Uint32
 	last       atomic.Int64
 	c          *udpCounters
+
+	// The association's life after the handshake: the control reader
+	// (runControl, which parks while the control connection is idle) and
+	// the two relay loops, each of which sends on ended when it stops.
+	ctx      context.Context
+	dest     string
+	route    *gateway.Route
+	release  func()
+	finish   func() // runs the connection's Tail
+	stopCtx  func() bool
+	park     *gateway.ConnPark // nil: the control reader never parks
+	upLoop   *gateway.PacketLoop
+	downLoop *gateway.PacketLoop
+	ended    chan struct{}
+	st       gateway.RelayStats
 }
 
 func (s *session) udpAssociate(ctx context.Context, want gateway.Addr) {
@@ -105,62 +120,113 @@ func (s *session) udpAssociate(ctx context.Context, want gateway.Addr) {
 	}
 	u.last.Store(time.Now().UnixNano())
 	// The association lives on in goroutines of its own, and this one
-	// (with the handshake's frames under it) goes back to the workers.
+	// (with the handshake's frames under it) goes back to the workers. Its
+	// readers park while idle: an idle association holds no goroutine.
 	handed = true
-	gateway.Detach(ctx, func() {
-		defer release()
-		var st gateway.RelayStats
-		done := make(chan struct{}, 2)
-		go func() { st.Up = u.clientToRemote(); done <- struct{}{} }()
-		loop := u.remoteToClient(func(b int64) { st.Down = b; done <- struct{}{} })
-		err := u.control(ctx, done)
-		pc.Close()
-		assoc.Close()
-		loop.Wake()
-		<-done
-		<-done
-		s.log(gateway.CmdUDP, dest, route, st, err)
+	u.ctx, u.dest, u.route, u.release = ctx, dest, route, release
+	u.park = gateway.NewConnPark(s.conn, u.runControl)
+	u.finish = gateway.Handoff(ctx)
+	u.stopCtx = context.AfterFunc(ctx, func() {
+		s.conn.SetReadDeadline(time.Unix(1, 0))
+		if u.park != nil {
+			u.park.Wake()
+		}
 	})
+	u.ended = make(chan struct{}, 2)
+	u.upLoop = u.clientToRemote(func(b int64) { u.st.Up = b; u.ended <- struct{}{} })
+	u.downLoop = u.remoteToClient(func(b int64) { u.st.Down = b; u.ended <- struct{}{} })
+	go u.runControl()
+}
+
+// runControl runs the control reader until the association ends (then it
+// closes the relay sockets, waits for both relay loops, logs and runs the
+// connection's Tail) or until the reader parks.
+func (u *udpAssoc) runControl() {
+	parked, err := u.control()
+	if parked {
+		return
+	}
+	u.stopCtx()
+	u.pc.Close()
+	u.assoc.Close()
+	u.upLoop.Wake()
+	u.downLoop.Wake()
+	<-u.ended
+	<-u.ended
+	u.s.log(gateway.CmdUDP, u.dest, u.route, u.st, err)
+	u.release()
+	u.finish()
 }
 
 // control waits for the TCP control connection to end (the association dies
-// with it), a relay direction to fail, ctx to end, or the idle timeout.
-func (u *udpAssoc) control(ctx context.Context, done <-chan struct{}) error {
+// with it; a relay loop that fails closes it), ctx to end, or the idle
+// timeout. After ParkAfter without bytes on the connection it parks it
+// (parked true): the park set runs runControl again when the connection
+// is readable or closed, when the idle timeout is due, or on a cancel.
+func (u *udpAssoc) control() (parked bool, err error) {
+	c := u.s.conn
+	ctx := u.ctx
 	idle := u.s.f.limits.AssocIdleTimeout
-	stop := context.AfterFunc(ctx, func() { u.s.conn.SetReadDeadline(time.Unix(1, 0)) })
-	defer stop()
+	active := time.Now()
+	idleAt := func() time.Time {
+		if idle <= 0 {
+			return time.Time{}
+		}
+		return time.Unix(0, u.last.Load()).Add(idle)
+	}
+	deadline := func() time.Time {
+		d := idleAt()
+		if pa := gateway.ParkAfter(); u.park != nil && pa > 0 {
+			if pd := active.Add(pa); d.IsZero() || pd.Before(d) {
+				d = pd
+			}
+		}
+		return d
+	}
 	var buf [512]byte
 	for {
-		if idle > 0 {
-			u.s.conn.SetReadDeadline(time.Unix(0, u.last.Load()).Add(idle))
+		c.SetReadDeadline(deadline())
+		// A cancel sets an expired deadline; one that came before the line
+		// above was overwritten by it.
+		if ctx.Err() != nil {
+			return false, ctx.Err()
 		}
-		_, err := u.s.conn.Read(buf[:])
+		_, err := c.Read(buf[:])
 		if err == nil {
+			active = time.Now()
 			continue // RFC 1928 defines nothing more on the control connection
 		}
 		if ctx.Err() != nil {
-			return ctx.Err()
+			return false, ctx.Err()
 		}
-		if errors.Is(err, os.ErrDeadlineExceeded) {
-			if time.Since(time.Unix(0, u.last.Load())) >= idle {
-				return gateway.ErrIdle
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			return false, nil
+		}
+		if idle > 0 && time.Since(time.Unix(0, u.last.Load())) >= idle {
+			return false, gateway.ErrIdle
+		}
+		if pa := gateway.ParkAfter(); u.park != nil && pa > 0 && time.Since(active) >= pa {
+			if u.park.Park(idleAt()) {
+				// A cancel that came before the socket was in the park
+				// set woke nobody: look again.
+				if ctx.Err() != nil {
+					u.park.Wake()
+				}
+				return true, nil
 			}
-			continue
+			active = time.Now() // could not park: look again later
 		}
-		select {
-		case <-done:
-		default:
-		}
-		return nil
 	}
 }
 
-// clientToRemote relays the client's datagrams: only from the client's IP
-// (and, once known, port), whole datagrams only (FRAG = 0).
-func (u *udpAssoc) clientToRemote() (bytes int64) {
+// clientToRemote starts relaying the client's datagrams: only from the
+// client's IP (and, once known, port), whole datagrams only (FRAG = 0), in
+// a gateway.PacketLoop that parks while the client sends nothing; done
+// gets the payload bytes relayed when reading ends.
+func (u *udpAssoc) clientToRemote(done func(bytes int64)) *gateway.PacketLoop {
+	var bytes int64
 	// Buffers come from a pool only while the socket is readable.
 	lend := clientBufs.BatchLender()
-	defer lend.Put()
 	// The datagrams of one read batch wait in the backend until the batch
 	// is done, to go out with one system call.
 	bw := gateway.BatchWriterOf(u.assoc)
@@ -209,12 +275,11 @@ func (u *udpAssoc) clientToRemote() (bytes int64) {
 		inc(u.c.up)
 		bytes += int64(len(payload))
 	}
-	for {
-		err := gateway.ServeUDP(context.Background(), u.pc, lend.Get, put, 0, relay)
-		if !isTransient(err) {
-			return bytes
-		}
-	}
+	stop := func(err error) bool { return !isTransient(err) }
+	return gateway.StartUDPLoop(u.pc, lend.Get, put, 0, relay, stop, func() {
+		lend.Put()
+		done(bytes)
+	})
 }
 
 // remoteToClient starts relaying datagrams from remote hosts to the client

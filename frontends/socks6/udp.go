@@ -244,7 +244,7 @@ type controlState struct {
 // tears the association down, logs it and runs the connection's Tail) or
 // until the reader parks.
 func (a *association) runControl() {
-	up, err, parked := a.control()
+	up, parked, err := a.control()
 	if parked {
 		return
 	}
@@ -297,7 +297,7 @@ func (a *association) timeoutAt() time.Time {
 // ParkAfter without a message it parks the connection (parked true): the
 // park set runs runControl again when the connection is readable or
 // closed, when the timeout is due, or when the association is torn down.
-func (a *association) control() (up int64, err error, parked bool) {
+func (a *association) control() (up int64, parked bool, err error) {
 	c := a.cn.c
 	l := &a.f.limits
 	ctx := a.ctl.ctx
@@ -318,7 +318,7 @@ func (a *association) control() (up int64, err error, parked bool) {
 		// A cancel sets an expired deadline; one that came before the line
 		// above was overwritten by it.
 		if ctx.Err() != nil {
-			return st.up, context.Cause(ctx), false
+			return st.up, false, context.Cause(ctx)
 		}
 		// No buffer until a datagram comes over the control connection
 		// (most associations carry theirs over UDP, and an idle one then
@@ -331,13 +331,13 @@ func (a *association) control() (up int64, err error, parked bool) {
 		if err != nil {
 			switch {
 			case ctx.Err() != nil:
-				return st.up, context.Cause(ctx), false
+				return st.up, false, context.Cause(ctx)
 			case errors.Is(err, os.ErrDeadlineExceeded):
 				if a.mapped.load() == chanNone && l.FirstDatagramTimeout > 0 && time.Since(st.start) >= l.FirstDatagramTimeout {
-					return st.up, gateway.NewError(gateway.ReasonTimeout, "socks6: udp", errors.New("no first datagram")), false
+					return st.up, false, gateway.NewError(gateway.ReasonTimeout, "socks6: udp", errors.New("no first datagram"))
 				}
 				if a.mapped.load() != chanNone && l.AssocIdleTimeout > 0 && time.Since(time.Unix(0, a.last.Load())) >= l.AssocIdleTimeout {
-					return st.up, gateway.ErrIdle, false
+					return st.up, false, gateway.ErrIdle
 				}
 				if pa := gateway.ParkAfter(); st.park != nil && pa > 0 && time.Since(st.active) >= pa && !a.closing() {
 					if st.park.Park(a.timeoutAt()) {
@@ -346,7 +346,7 @@ func (a *association) control() (up int64, err error, parked bool) {
 						if ctx.Err() != nil || a.closing() {
 							st.park.Wake()
 						}
-						return 0, nil, true
+						return 0, true, nil
 					}
 					st.active = time.Now() // could not park: look again later
 				}
@@ -354,12 +354,12 @@ func (a *association) control() (up int64, err error, parked bool) {
 			case errors.Is(err, s6.ErrShort), errors.Is(err, s6.ErrVersion), errors.Is(err, s6.ErrBadLength), errors.Is(err, s6.ErrMessageType):
 				// The stream is no longer delimited: end the association.
 				count(a.c, func(c *assocCounters) prometheus.Counter { return c.malformed })
-				return st.up, err, false
+				return st.up, false, err
 			default:
 				if a.closing() || errors.Is(err, net.ErrClosed) {
-					return st.up, nil, false
+					return st.up, false, nil
 				}
-				return st.up, ignoreEOF(err), false
+				return st.up, false, ignoreEOF(err)
 			}
 		}
 		st.active = time.Now()
