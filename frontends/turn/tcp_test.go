@@ -37,8 +37,13 @@ var tcpTransport = tt.RequestedTransport{Protocol: tt.ProtoTCP}
 // connection.
 type tcpEcho struct {
 	ln    *net.TCPListener
-	conns chan *net.TCPConn
+	conns chan *net.TCPConn // accepted connections, for tests that want them
 	wg    sync.WaitGroup
+	// open is every connection still being served, closed by the cleanup;
+	// one accepted after the cleanup began is closed at once.
+	mu     sync.Mutex
+	open   map[*net.TCPConn]struct{}
+	closed bool
 }
 
 func startTCPEcho(t testing.TB) *tcpEcho {
@@ -47,7 +52,7 @@ func startTCPEcho(t testing.TB) *tcpEcho {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &tcpEcho{ln: ln, conns: make(chan *net.TCPConn, 16)}
+	e := &tcpEcho{ln: ln, conns: make(chan *net.TCPConn, 16), open: make(map[*net.TCPConn]struct{})}
 	e.wg.Add(1)
 	go func() {
 		defer e.wg.Done()
@@ -56,6 +61,14 @@ func startTCPEcho(t testing.TB) *tcpEcho {
 			if err != nil {
 				return
 			}
+			e.mu.Lock()
+			if e.closed {
+				e.mu.Unlock()
+				c.Close()
+				continue
+			}
+			e.open[c] = struct{}{}
+			e.mu.Unlock()
 			select {
 			case e.conns <- c:
 			default:
@@ -63,24 +76,30 @@ func startTCPEcho(t testing.TB) *tcpEcho {
 			e.wg.Add(1)
 			go func() {
 				defer e.wg.Done()
-				defer c.Close()
+				defer func() {
+					c.Close()
+					e.mu.Lock()
+					delete(e.open, c)
+					e.mu.Unlock()
+				}()
 				io.Copy(c, c)
 				c.CloseWrite()
 				io.Copy(io.Discard, c)
 			}()
 		}
 	}()
+	// The cleanup closes every connection: one the test never read from
+	// conns (the gateway may hold its far end open for long, as a peer
+	// connection waiting for its ConnectionBind does) would otherwise
+	// keep the wait below going.
 	t.Cleanup(func() {
 		ln.Close()
-		for {
-			select {
-			case c := <-e.conns:
-				c.Close()
-				continue
-			default:
-			}
-			break
+		e.mu.Lock()
+		e.closed = true
+		for c := range e.open {
+			c.Close()
 		}
+		e.mu.Unlock()
 		e.wg.Wait()
 	})
 	return e
