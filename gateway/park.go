@@ -38,6 +38,9 @@ type ConnPark struct {
 	pk parkEntry
 	at time.Time
 	fn func()
+	// active is when the reader last read something, or (re)started; the
+	// reader's goroutine only.
+	active time.Time
 }
 
 // NewConnPark prepares c for parking; nil when c cannot be parked.
@@ -70,6 +73,58 @@ func (p *ConnPark) Park(at time.Time) bool {
 // Wake resumes a parked reader (its connection was closed, or its owner
 // must look at something); it does nothing if the reader is not parked.
 func (p *ConnPark) Wake() { unpark(p) }
+
+// The reader's side, all safe on a nil *ConnPark (a connection that cannot
+// park): Touch when it reads something or (re)starts, Deadline for each
+// read, ParkIdle when the deadline passes and its own timeouts are not due.
+
+// Touch records that the reader read something (or resumed) at now:
+// parking counts from there.
+func (p *ConnPark) Touch(now time.Time) {
+	if p != nil {
+		p.active = now
+	}
+}
+
+// Deadline is the read deadline for a reader whose own timeout is at (zero
+// for none): at, or the time to park if that comes first.
+func (p *ConnPark) Deadline(at time.Time) time.Time {
+	pa := ParkAfter()
+	if p == nil || pa <= 0 {
+		return at
+	}
+	if pd := p.active.Add(pa); at.IsZero() || pd.Before(at) {
+		return pd
+	}
+	return at
+}
+
+// ParkIdle parks the connection when the reader has read nothing for
+// ParkAfter, until it is readable or closed, until at (zero: no timer), or
+// until Wake. gone reports that the reader's owner ended (a cancel, a
+// teardown): then it does not park, and an end that came while the socket
+// was being parked (which woke nobody) wakes it at once. After true the
+// caller must end its goroutine; after false it reads on (not idle long
+// enough, or the socket cannot wait in the park set: parking is tried
+// again ParkAfter later).
+func (p *ConnPark) ParkIdle(at time.Time, gone func() bool) bool {
+	pa := ParkAfter()
+	if p == nil || pa <= 0 {
+		return false
+	}
+	now := time.Now()
+	if now.Sub(p.active) < pa || gone() {
+		return false
+	}
+	if p.Park(at) {
+		if gone() {
+			p.Wake()
+		}
+		return true
+	}
+	p.active = now
+	return false
+}
 
 func (p *ConnPark) parkEntry() *parkEntry { return &p.pk }
 func (p *ConnPark) wakeAt() time.Time     { return p.at }

@@ -167,25 +167,17 @@ func (u *udpAssoc) control() (parked bool, err error) {
 	c := u.s.conn
 	ctx := u.ctx
 	idle := u.s.f.limits.AssocIdleTimeout
-	active := time.Now()
 	idleAt := func() time.Time {
 		if idle <= 0 {
 			return time.Time{}
 		}
 		return time.Unix(0, u.last.Load()).Add(idle)
 	}
-	deadline := func() time.Time {
-		d := idleAt()
-		if pa := gateway.ParkAfter(); u.park != nil && pa > 0 {
-			if pd := active.Add(pa); d.IsZero() || pd.Before(d) {
-				d = pd
-			}
-		}
-		return d
-	}
+	gone := func() bool { return ctx.Err() != nil }
+	u.park.Touch(time.Now())
 	var buf [512]byte
 	for {
-		c.SetReadDeadline(deadline())
+		c.SetReadDeadline(u.park.Deadline(idleAt()))
 		// A cancel sets an expired deadline; one that came before the line
 		// above was overwritten by it.
 		if ctx.Err() != nil {
@@ -193,7 +185,7 @@ func (u *udpAssoc) control() (parked bool, err error) {
 		}
 		_, err := c.Read(buf[:])
 		if err == nil {
-			active = time.Now()
+			u.park.Touch(time.Now())
 			continue // RFC 1928 defines nothing more on the control connection
 		}
 		if ctx.Err() != nil {
@@ -205,16 +197,8 @@ func (u *udpAssoc) control() (parked bool, err error) {
 		if idle > 0 && time.Since(time.Unix(0, u.last.Load())) >= idle {
 			return false, gateway.ErrIdle
 		}
-		if pa := gateway.ParkAfter(); u.park != nil && pa > 0 && time.Since(active) >= pa {
-			if u.park.Park(idleAt()) {
-				// A cancel that came before the socket was in the park
-				// set woke nobody: look again.
-				if ctx.Err() != nil {
-					u.park.Wake()
-				}
-				return true, nil
-			}
-			active = time.Now() // could not park: look again later
+		if u.park.ParkIdle(idleAt(), gone) {
+			return true, nil
 		}
 	}
 }

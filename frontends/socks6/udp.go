@@ -236,8 +236,6 @@ type controlState struct {
 	park   *gateway.ConnPark // nil: the reader never parks; set first
 	buf    []byte
 	up     int64
-	// active is when the reader last read a message, or (re)started.
-	active time.Time
 }
 
 // runControl runs the control reader until the association ends (then it
@@ -302,19 +300,10 @@ func (a *association) control() (up int64, parked bool, err error) {
 	l := &a.f.limits
 	ctx := a.ctl.ctx
 	st := &a.ctl
-	st.active = time.Now()
-	// The read deadline: the timeout, or parking if that comes first.
-	deadline := func() time.Time {
-		d := a.timeoutAt()
-		if pa := gateway.ParkAfter(); st.park != nil && pa > 0 {
-			if pd := st.active.Add(pa); d.IsZero() || pd.Before(d) {
-				d = pd
-			}
-		}
-		return d
-	}
+	gone := func() bool { return ctx.Err() != nil || a.closing() }
+	st.park.Touch(time.Now())
 	for {
-		c.SetReadDeadline(deadline())
+		c.SetReadDeadline(st.park.Deadline(a.timeoutAt()))
 		// A cancel sets an expired deadline; one that came before the line
 		// above was overwritten by it.
 		if ctx.Err() != nil {
@@ -339,16 +328,8 @@ func (a *association) control() (up int64, parked bool, err error) {
 				if a.mapped.load() != chanNone && l.AssocIdleTimeout > 0 && time.Since(time.Unix(0, a.last.Load())) >= l.AssocIdleTimeout {
 					return st.up, false, gateway.ErrIdle
 				}
-				if pa := gateway.ParkAfter(); st.park != nil && pa > 0 && time.Since(st.active) >= pa && !a.closing() {
-					if st.park.Park(a.timeoutAt()) {
-						// A cancel or teardown that came before the socket
-						// was in the park set woke nobody: look again.
-						if ctx.Err() != nil || a.closing() {
-							st.park.Wake()
-						}
-						return 0, true, nil
-					}
-					st.active = time.Now() // could not park: look again later
+				if st.park.ParkIdle(a.timeoutAt(), gone) {
+					return 0, true, nil
 				}
 				continue
 			case errors.Is(err, s6.ErrShort), errors.Is(err, s6.ErrVersion), errors.Is(err, s6.ErrBadLength), errors.Is(err, s6.ErrMessageType):
@@ -362,7 +343,7 @@ func (a *association) control() (up int64, parked bool, err error) {
 				return st.up, false, ignoreEOF(err)
 			}
 		}
-		st.active = time.Now()
+		st.park.Touch(time.Now())
 		if m.Type != s6.UDPDatagram || m.Assoc != a.id {
 			count(a.c, func(c *assocCounters) prometheus.Counter { return c.wrongChannel })
 			continue
@@ -513,12 +494,7 @@ func (a *association) fromRemote(done func(down int64)) {
 			a.close()
 			return true
 		}
-		select {
-		case <-a.done:
-			return true
-		default:
-			return false
-		}
+		return a.closing()
 	}
 	a.loop.Store(gateway.StartPacketLoop(a.assoc, remoteBufs, relay, flush, stop, func() { done(down) }))
 	select {

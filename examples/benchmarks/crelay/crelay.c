@@ -89,20 +89,29 @@ static void got_eof(struct sess *s, struct dir *d) {
 		shutdown(d->dst, SHUT_WR);
 }
 
+// flush writes what buf holds: 1 once all of it is written, 0 when dst is
+// full (EPOLLOUT is then asked for), -1 on error.
+static int flush(struct sess *s, struct dir *d) {
+	while (d->off < d->len) {
+		ssize_t w = write(d->dst, d->buf + d->off, d->len - d->off);
+		if (w < 0) {
+			if (errno == EAGAIN) {
+				wait_writable(s, d);
+				return 0;
+			}
+			return -1;
+		}
+		d->off += w;
+	}
+	return 1;
+}
+
 // pump moves what it can; 0 when it must wait for an event, -1 on error.
 static int pump(struct sess *s, struct dir *d) {
 	while (d->pipe[0] < 0) {
-		while (d->off < d->len) {
-			ssize_t w = write(d->dst, d->buf + d->off, d->len - d->off);
-			if (w < 0) {
-				if (errno == EAGAIN) {
-					wait_writable(s, d);
-					return 0;
-				}
-				return -1;
-			}
-			d->off += w;
-		}
+		int f = flush(s, d);
+		if (f <= 0)
+			return f;
 		if (d->eof)
 			return 0;
 		if (d->len == sizeof d->buf) { // the last read filled buf: splice from now on
@@ -120,20 +129,8 @@ static int pump(struct sess *s, struct dir *d) {
 			return errno == EAGAIN ? 0 : -1;
 		d->off = 0;
 		d->len = r;
-		if ((size_t)r < sizeof d->buf) { // drained: write and wait for the next edge
-			while (d->off < d->len) {
-				ssize_t w = write(d->dst, d->buf + d->off, d->len - d->off);
-				if (w < 0) {
-					if (errno == EAGAIN) {
-						wait_writable(s, d);
-						return 0;
-					}
-					return -1;
-				}
-				d->off += w;
-			}
-			return 0;
-		}
+		if ((size_t)r < sizeof d->buf) // drained: write and wait for the next edge
+			return flush(s, d) < 0 ? -1 : 0;
 	}
 	for (;;) {
 		if (d->pending > 0) {
