@@ -115,11 +115,13 @@ func secPorts(t testing.TB) []int {
 
 // secFreePort is freePort below the kernel's ephemeral range (32768 and up
 // on Linux), so that the thousands of outgoing connections of these tests
-// cannot take the port between the check and the gateway's bind.
+// cannot take the port between the check and the gateway's bind. A port is
+// handed out once per process: two frontends of one configuration never
+// get the same one.
 func secFreePort(t testing.TB) int {
 	t.Helper()
 	for range 200 {
-		if p := 20000 + mrand.IntN(12000); gatewaytest.PortFree(p) {
+		if p := 20000 + mrand.IntN(12000); gatewaytest.PortFree(p) && gatewaytest.ClaimPort(p) {
 			return p
 		}
 	}

@@ -50,6 +50,10 @@ var (
 	given   = map[int]bool{}
 )
 
+// ClaimPort records p, a port a test chose itself, as handed out: false if
+// FreePort or ClaimPort already gave it to someone in this process.
+func ClaimPort(p int) bool { return claim(p) }
+
 // claim records p as handed out; false if it was already.
 func claim(p int) bool {
 	givenMu.Lock()
