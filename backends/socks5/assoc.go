@@ -7,8 +7,10 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/sixgate/sixgate/gateway"
 	s5 "github.com/sixgate/sixgate/translate/socks5"
@@ -131,6 +133,9 @@ func (b *Backend) Associate(ctx context.Context, req *gateway.AssocRequest) (gat
 		Op: opSend, Policy: req.Policy, Prefer6: a.relay.IP.Is6(),
 		Resolver: b.resolver, Clock: b.clock, Log: a.log, Send: a.sendQueued,
 	})
+	// The watcher waits in the park set while the connection is idle
+	// (a plain TCP one: through Via it keeps its goroutine).
+	a.wp = gateway.NewConnPark(conn, a.watch)
 	go a.watch()
 	ok = true
 	a.log.Debug("udp association open", "source", src.String())
@@ -185,9 +190,11 @@ type association struct {
 	// names.
 	dests *gateway.Destinations
 
+	// wp parks the control connection's watcher; nil when it cannot park.
+	wp        *gateway.ConnPark
 	closed    atomic.Bool
 	closeOnce sync.Once
-	done      chan struct{} // closed when watch returns
+	done      chan struct{} // closed when watch ends
 	sendMu    sync.Mutex    // one via WriteTo at a time
 
 	foreign, malformed, frag, denied atomic.Uint64
@@ -356,28 +363,46 @@ func (a *association) readErr(err error) error {
 
 // watch waits for the control connection to end (RFC 1928: the association
 // ends with it) and then ends the association. Anything the server sends on
-// it is discarded.
+// it is discarded. After a second without anything to read it parks the
+// connection and ends; the park set runs it again when the connection is
+// readable or closed, or on shutdown.
 func (a *association) watch() {
-	defer close(a.done)
+	a.wp.Touch(time.Now())
 	var buf [256]byte
 	for {
-		if _, err := a.ctrl.Read(buf[:]); err != nil {
-			if !a.closed.Load() {
-				a.log.Debug("udp association ended by the server", "err", err)
-			}
-			break
+		if a.wp != nil {
+			a.ctrl.SetReadDeadline(a.wp.Deadline(time.Time{}))
 		}
+		_, err := a.ctrl.Read(buf[:])
+		if err == nil {
+			a.wp.Touch(time.Now())
+			continue
+		}
+		if a.wp != nil && errors.Is(err, os.ErrDeadlineExceeded) && !a.closed.Load() {
+			if a.wp.ParkIdle(time.Time{}, a.closed.Load) {
+				return
+			}
+			continue
+		}
+		if !a.closed.Load() {
+			a.log.Debug("udp association ended by the server", "err", err)
+		}
+		break
 	}
 	a.shutdown()
+	close(a.done)
 }
 
 // shutdown ends the association: ReadFrom and WriteTo return
-// net.ErrClosed from now on.
+// net.ErrClosed from now on, and a parked watcher resumes to see the end.
 func (a *association) shutdown() {
 	a.closeOnce.Do(func() {
 		a.closed.Store(true)
 		a.release()
 		a.dests.Close()
+		if a.wp != nil {
+			a.wp.Wake()
+		}
 	})
 }
 

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/netip"
 	"sync"
+	"syscall"
+	"time"
 
 	"github.com/sixgate/sixgate/gateway"
 	s5 "github.com/sixgate/sixgate/translate/socks5"
@@ -23,8 +25,8 @@ type sockAssociation struct {
 }
 
 var (
-	_ gateway.PacketServer = (*sockAssociation)(nil)
-	_ gateway.BatchWriter  = (*sockAssociation)(nil)
+	_ gateway.IdlePacketServer = (*sockAssociation)(nil)
+	_ gateway.BatchWriter      = (*sockAssociation)(nil)
 )
 
 // WriteToLater is WriteTo that may hold the datagram until Flush
@@ -94,7 +96,27 @@ func (a *sockAssociation) flushLocked() {
 // ReadFrom drops is dropped here too. It returns net.ErrClosed once the
 // association has ended.
 func (a *sockAssociation) ServePackets(get func() [][]byte, put func(), fn func(i int, pkt gateway.Packet)) error {
-	err := gateway.ServeUDP(context.Background(), a.pc, get, put, 0, func(i int, b []byte, from netip.AddrPort, _ []byte) {
+	return a.serve(get, put, fn, 0)
+}
+
+// ServePacketsIdle is ServePackets that also returns gateway.ErrReaderIdle
+// once nothing arrived for about idle (gateway.IdlePacketServer), so that
+// an idle association's reader can wait in the park set.
+func (a *sockAssociation) ServePacketsIdle(get func() [][]byte, put func(), fn func(i int, pkt gateway.Packet), idle time.Duration) error {
+	return a.serve(get, put, fn, idle)
+}
+
+// ReadConn is the socket the association's reads wait on.
+func (a *sockAssociation) ReadConn() syscall.RawConn {
+	rc, err := a.pc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	return rc
+}
+
+func (a *sockAssociation) serve(get func() [][]byte, put func(), fn func(i int, pkt gateway.Packet), idle time.Duration) error {
+	read := func(i int, b []byte, from netip.AddrPort, _ []byte) {
 		if unmapAP(from) != a.relayAP {
 			a.foreign.Add(1)
 			return
@@ -110,7 +132,13 @@ func (a *sockAssociation) ServePackets(get func() [][]byte, put func(), fn func(
 		}
 		// b starts at the front of buffer i: the payload moves there.
 		fn(i, gateway.Packet{Kind: gateway.PacketData, N: copy(b, payload), From: h.Addr})
-	})
+	}
+	var err error
+	if idle > 0 {
+		err = gateway.ServeUDPIdle(a.pc, get, put, 0, read, idle)
+	} else {
+		err = gateway.ServeUDP(context.Background(), a.pc, get, put, 0, read)
+	}
 	return a.readErr(err)
 }
 

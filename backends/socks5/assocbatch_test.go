@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"runtime"
 	"testing"
 	"time"
 
@@ -133,5 +134,71 @@ func TestAssociateServePackets(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("ServePackets did not end with the association")
+	}
+}
+
+// TestAssociateParked: an idle association's two readers (the relay
+// socket's and the control connection's watcher) give their goroutines up
+// after a second; a datagram resumes the relay reader, and the server's end
+// of the control connection resumes the watcher, which ends the
+// association, and the relay reader sees that too.
+func TestAssociateParked(t *testing.T) {
+	if gateway.ParkAfter() <= 0 {
+		t.Skip("no park set on this system")
+	}
+	f := startFakeRelay(t, gateway.Addr{IP: netip.MustParseAddr("127.0.0.1")})
+	b := newBackend(t, "up", Config{Server: f.addr}, Options{})
+	a := associate(t, b, &denyPolicy{})
+	src := (<-f.req).Dest.AddrPort()
+	ctrl := <-f.ctrl
+	if ips, ok := a.(gateway.IdlePacketServer); !ok || ips.ReadConn() == nil {
+		t.Fatal("an association with its own socket is not a gateway.IdlePacketServer with a socket")
+	}
+	const head = 40
+	pool := gateway.NewBufPool(head, 2048)
+	gots := make(chan string, 8)
+	exited := make(chan struct{})
+	loop := gateway.StartPacketLoop(a, pool, func(buf []byte, pkt gateway.Packet) {
+		gots <- string(buf[head : head+pkt.N])
+	}, nil, func(err error) bool { return true }, func() { close(exited) })
+	defer func() { a.Close(); loop.Wake() }()
+	running := runtime.NumGoroutine()
+	// Both readers park (the park set's own goroutine starts).
+	waitGoroutines := func(want int) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for runtime.NumGoroutine() > want {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d goroutines, want at most %d: the readers did not park", runtime.NumGoroutine(), want)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	waitGoroutines(running - 2 + 1)
+
+	dst := mustAddr(t, "192.0.2.7:53")
+	f.relay.WriteToUDPAddrPort(datagram(t, 0, dst, "after a pause"), src)
+	select {
+	case g := <-gots:
+		if g != "after a pause" {
+			t.Fatalf("got %q", g)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a parked reader did not resume for a datagram")
+	}
+	waitGoroutines(running - 2 + 1)
+
+	ctrl.Close() // the server ends the association while both are parked
+	select {
+	case <-exited:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the relay reader did not see the association end")
+	}
+	closed := make(chan struct{})
+	go func() { a.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close waited for a watcher that did not end")
 	}
 }

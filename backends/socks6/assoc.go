@@ -9,6 +9,8 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"syscall"
+	"time"
 
 	"github.com/sixgate/sixgate/gateway"
 	s6 "github.com/sixgate/sixgate/translate/socks6"
@@ -180,9 +182,9 @@ type association struct {
 }
 
 var (
-	_ gateway.Association  = (*association)(nil)
-	_ gateway.BatchWriter  = (*association)(nil)
-	_ gateway.PacketServer = (*association)(nil)
+	_ gateway.Association      = (*association)(nil)
+	_ gateway.BatchWriter      = (*association)(nil)
+	_ gateway.IdlePacketServer = (*association)(nil)
 )
 
 // RelayAddr returns the upstream's remote-facing address from its
@@ -247,6 +249,15 @@ func (a *association) Flush() { a.u.Flush() }
 func (a *association) ServePackets(get func() [][]byte, put func(), fn func(i int, pkt gateway.Packet)) error {
 	return a.u.ServePackets(get, put, fn)
 }
+
+// ServePacketsIdle is ServePackets that may return gateway.ErrReaderIdle
+// (gateway.IdlePacketServer; see UDPAssoc.ServePacketsIdle).
+func (a *association) ServePacketsIdle(get func() [][]byte, put func(), fn func(i int, pkt gateway.Packet), idle time.Duration) error {
+	return a.u.ServePacketsIdle(get, put, fn, idle)
+}
+
+// ReadConn is the socket idle reads wait on; nil when there is none.
+func (a *association) ReadConn() syscall.RawConn { return a.u.ReadConn() }
 
 // sendQueued sends a datagram that waited for its name.
 func (a *association) sendQueued(p []byte, to netip.AddrPort, _ gateway.DatagramMeta) error {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -457,5 +458,82 @@ func TestBackendAssociateAllocs(t *testing.T) {
 	t.Logf("%.2f allocations per round trip", allocs)
 	if allocs > 0.1 {
 		t.Errorf("%.2f allocations per round trip", allocs)
+	}
+}
+
+// TestBackendAssociateParked: an idle association over UDP gives its two
+// readers up after a second (the data channel's, in a gateway.PacketLoop,
+// and the control connection's); a datagram resumes the first, and the
+// upstream's end of the association (its udp_idle_timeout) resumes the
+// second, which ends the association: the packet loop sees that too.
+func TestBackendAssociateParked(t *testing.T) {
+	if gateway.ParkAfter() <= 0 {
+		t.Skip("no park set on this system")
+	}
+	up := startUpstream(t, upstreamOpts{users: true, udp: true, limits: `  udp_idle_timeout = "4s"`})
+	echo := newUDPPeer(t, "127.0.0.1:0", true)
+	b := newBackend(t, nil, &Config{Server: up.Addr, Username: testUser, Password: testPass})
+	a := associate(t, b, &gateway.AssocRequest{})
+	const head = 40
+	pool := gateway.NewBufPool(head, 2048)
+	gots := make(chan string, 8)
+	exited := make(chan struct{})
+	loop := gateway.StartPacketLoop(a, pool, func(buf []byte, pkt gateway.Packet) {
+		gots <- string(buf[head : head+pkt.N])
+	}, nil, func(error) bool { return true }, func() { close(exited) })
+	defer func() { a.Close(); loop.Wake() }()
+	exchange := func(msg string) time.Time {
+		t.Helper()
+		if err := a.WriteTo([]byte(msg), echo.gatewayAddr(), gateway.DatagramMeta{}); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case g := <-gots:
+			if g != msg {
+				t.Fatalf("got %q, want %q", g, msg)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%q did not come back", msg)
+		}
+		return time.Now()
+	}
+	exchange("first")
+	if got := inner(a).u.Transport(); got != UDPOverUDP {
+		t.Fatalf("transport %s", got)
+	}
+	if inner(a).ReadConn() == nil {
+		t.Fatal("no ReadConn over UDP")
+	}
+	time.Sleep(100 * time.Millisecond) // the mapping's goroutine ends
+	running := runtime.NumGoroutine()
+	waitParked := func() {
+		t.Helper()
+		// Both readers gone; the park set's goroutine may have started.
+		deadline := time.Now().Add(3 * time.Second)
+		for runtime.NumGoroutine() > running-1 {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d goroutines, want at most %d: the readers did not park", runtime.NumGoroutine(), running-1)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	waitParked()
+	last := exchange("after a pause")
+	waitParked()
+	// The upstream ends the association 4 s after the last datagram.
+	select {
+	case <-exited:
+		if d := time.Since(last); d < 3500*time.Millisecond {
+			t.Fatalf("the association ended after %v, before the upstream's idle timeout", d)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the packet loop did not see the upstream end the association")
+	}
+	closed := make(chan struct{})
+	go func() { a.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close waited for a control reader that did not end")
 	}
 }

@@ -169,10 +169,15 @@ type UDPAssoc struct {
 	// Token is the idempotence token the proxy accepted, if any.
 	Token *uint32
 
-	c       *Client
-	log     *slog.Logger
-	ctrl    net.Conn
-	br      *bufio.Reader
+	c    *Client
+	log  *slog.Logger
+	ctrl net.Conn
+	br   *bufio.Reader
+	// cp parks the control connection's reader while it is idle; nil when
+	// the connection cannot park (TLS, or through a via hop). cbuf is that
+	// reader's buffer.
+	cp      *gateway.ConnPark
+	cbuf    []byte
 	data    net.Conn // the UDP/DTLS channel; nil when over TCP from the start
 	mode    atomic.Uint32
 	confirm time.Duration
@@ -256,6 +261,7 @@ func (c *Client) UDPAssociate(ctx context.Context, o *UDPOptions) (*UDPAssoc, er
 	}
 	u.log = c.log.With("assoc", hex.EncodeToString(id[:]))
 	u.in = newInbox(u.done)
+	u.cp = gateway.NewConnPark(res.conn, u.readControl)
 	u.mode.Store(uint32(UDPOverTCP))
 	if o.Over != UDPOverTCP {
 		dc, err := u.dialData(ctx, o, relay, dcfg)
@@ -659,20 +665,39 @@ func (u *UDPAssoc) writeControl() {
 
 // readControl reads the control connection: the Confirmation, and the
 // datagrams and Error messages once they travel there. The association
-// ends with the connection.
+// ends with the connection. After a second without a message it parks the
+// connection and ends; the park set runs it again when the connection is
+// readable or closed, or on shutdown.
 func (u *UDPAssoc) readControl() {
-	defer u.wg.Done()
-	buf := make([]byte, 64)
+	u.cp.Touch(time.Now())
+	if u.cbuf == nil {
+		u.cbuf = make([]byte, 64)
+	}
 	for {
-		if u.Transport() == UDPOverTCP && len(buf) < maxRead {
-			buf = make([]byte, maxRead)
+		if u.Transport() == UDPOverTCP && len(u.cbuf) < maxRead {
+			u.cbuf = make([]byte, maxRead)
 		}
-		m, err := s6.ReadUDPMessage(u.br, buf)
+		if u.cp != nil && u.br.Buffered() == 0 {
+			// Wait for a message's first byte under the time to park: a
+			// deadline never cuts a message in two.
+			u.ctrl.SetReadDeadline(u.cp.Deadline(time.Time{}))
+			_, err := u.br.Peek(1)
+			if err != nil && isTimeout(err) && !u.isDone() {
+				if u.cp.ParkIdle(time.Time{}, u.isDone) {
+					return
+				}
+				continue
+			}
+			u.ctrl.SetReadDeadline(time.Time{})
+			u.cp.Touch(time.Now())
+		}
+		m, err := s6.ReadUDPMessage(u.br, u.cbuf)
 		if err != nil {
 			if errors.Is(err, io.EOF) {
 				err = nil
 			}
 			u.shutdown(err)
+			u.wg.Done()
 			return
 		}
 		if m.Assoc != u.ID {
@@ -849,6 +874,9 @@ func (u *UDPAssoc) shutdown(cause error) {
 		u.wmu.Unlock()
 		close(u.done)
 		u.ctrl.Close()
+		if u.cp != nil {
+			u.cp.Wake() // a parked control reader sees the end
+		}
 		if u.data != nil {
 			// pion/dtls keeps a goroutine per pending read deadline.
 			u.data.SetReadDeadline(time.Time{})

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"syscall"
+	"time"
 
 	"github.com/sixgate/sixgate/gateway"
 	s6 "github.com/sixgate/sixgate/translate/socks6"
@@ -101,9 +102,44 @@ func (u *UDPAssoc) flushLocked(pc *net.UDPConn) {
 // the first buffer of a batch from get. i is the index of a datagram's
 // buffer, -1 for an Error message. It returns what ReadFrom would.
 func (u *UDPAssoc) ServePackets(get func() [][]byte, put func(), fn func(i int, pkt gateway.Packet)) error {
+	return u.servePackets(get, put, fn, 0)
+}
+
+// ServePacketsIdle is ServePackets that also returns gateway.ErrReaderIdle
+// once nothing arrived for about idle on a plain UDP data channel
+// (gateway.IdlePacketServer), so that an idle association's reader can
+// wait in the park set. Over the control connection or DTLS it never does.
+func (u *UDPAssoc) ServePacketsIdle(get func() [][]byte, put func(), fn func(i int, pkt gateway.Packet), idle time.Duration) error {
+	return u.servePackets(get, put, fn, idle)
+}
+
+// ReadConn is the plain UDP data channel's socket, which ServePacketsIdle
+// waits on; nil over the control connection or DTLS.
+func (u *UDPAssoc) ReadConn() syscall.RawConn {
+	pc, ok := u.data.(*net.UDPConn)
+	if !ok || u.Transport() != UDPOverUDP {
+		return nil
+	}
+	rc, err := pc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	return rc
+}
+
+func (u *UDPAssoc) servePackets(get func() [][]byte, put func(), fn func(i int, pkt gateway.Packet), idle time.Duration) error {
 	for {
 		if pc, ok := u.data.(*net.UDPConn); ok && u.Transport() == UDPOverUDP {
-			err := u.serveUDP(pc, get, put, fn)
+			err := u.serveUDP(pc, get, put, fn, idle)
+			if errors.Is(err, gateway.ErrReaderIdle) {
+				switch {
+				case u.isDone():
+					return u.closedErr("read")
+				case u.Transport() == UDPOverUDP:
+					return err
+				}
+				continue
+			}
 			if err = u.dataReadErr(err); err != nil {
 				return err
 			}
@@ -126,9 +162,10 @@ func (u *UDPAssoc) ServePackets(get func() [][]byte, put func(), fn func(i int, 
 	}
 }
 
-// serveUDP is ServePackets on the UDP data channel, until a read fails.
-func (u *UDPAssoc) serveUDP(pc *net.UDPConn, get func() [][]byte, put func(), fn func(i int, pkt gateway.Packet)) error {
-	return gateway.ServeUDP(context.Background(), pc, get, put, 0, func(i int, b []byte, _ netip.AddrPort, _ []byte) {
+// serveUDP is ServePackets on the UDP data channel, until a read fails (or,
+// with idle > 0, until it was idle).
+func (u *UDPAssoc) serveUDP(pc *net.UDPConn, get func() [][]byte, put func(), fn func(i int, pkt gateway.Packet), idle time.Duration) error {
+	read := func(i int, b []byte, _ netip.AddrPort, _ []byte) {
 		m, _, err := s6.ParseUDPMessage(b)
 		if err != nil || m.Assoc != u.ID {
 			u.droppedIn.Add(1)
@@ -152,5 +189,9 @@ func (u *UDPAssoc) serveUDP(pc *net.UDPConn, get func() [][]byte, put func(), fn
 		}
 		u.received.Add(1)
 		fn(i, pkt)
-	})
+	}
+	if idle > 0 {
+		return gateway.ServeUDPIdle(pc, get, put, 0, read, idle)
+	}
+	return gateway.ServeUDP(context.Background(), pc, get, put, 0, read)
 }

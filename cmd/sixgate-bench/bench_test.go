@@ -171,9 +171,13 @@ func TestSubcommands(t *testing.T) {
 		defer echo.close()
 		ctx := context.Background()
 		kinds := []struct {
-			proto, proxy, over string
-			keeps              float64 // goroutines an idle association keeps
-		}{{"socks5", g.socks5, "", 0}, {"socks6", g.socks6, "udp", 0}, {"socks6", g.socks6, "tcp", 0}, {"turn", g.turn, "", 0}}
+			proto, proxy, over, user string
+			keeps                    float64 // goroutines an idle association keeps
+		}{{"socks5", g.socks5, "", "", 0}, {"socks6", g.socks6, "udp", "bench", 0}, {"socks6", g.socks6, "tcp", "bench", 0},
+			{"turn", g.turn, "", "bench", 0},
+			// Through the upstream backends to this gateway's own
+			// frontends: both ends of each hop park.
+			{"socks6", g.via5, "udp", "", 0}, {"socks6", g.via6, "udp", "", 0}}
 		const per = 4
 		before, err := scrapeGauge(ctx, g.admin, "go_goroutines")
 		if err != nil {
@@ -187,7 +191,10 @@ func TestSubcommands(t *testing.T) {
 		}()
 		want := 1.0 // the park set's goroutine
 		for _, k := range kinds {
-			c := common{proto: k.proto, proxy: k.proxy, udpOver: k.over, user: "bench", pass: "bench-pass", timeout: 10 * time.Second}
+			c := common{proto: k.proto, proxy: k.proxy, udpOver: k.over, timeout: 10 * time.Second}
+			if k.user != "" {
+				c.user, c.pass = k.user, "bench-pass"
+			}
 			as, err := newAssociator(&c)
 			if err != nil {
 				t.Fatal(err)
@@ -285,8 +292,12 @@ func TestSubcommands(t *testing.T) {
 type sixgateProc struct {
 	cmd                                     *exec.Cmd
 	socks6, socks6anon, socks5, turn, admin string
-	mu                                      sync.Mutex
-	log                                     bytes.Buffer
+	// via5 and via6 are SOCKS 6 frontends whose traffic goes through the
+	// socks5 and socks6 upstream backends, to this gateway's own s5 and
+	// s6anon frontends.
+	via5, via6 string
+	mu         sync.Mutex
+	log        bytes.Buffer
 }
 
 func (g *sixgateProc) Write(b []byte) (int, error) {
@@ -315,6 +326,7 @@ func startSixgate(t *testing.T) *sixgateProc {
 	g := &sixgateProc{}
 	addr := func() string { return fmt.Sprintf("127.0.0.1:%d", gatewaytest.FreePort(t)) }
 	g.socks6, g.socks6anon, g.socks5, g.turn, g.admin = addr(), addr(), addr(), addr(), addr()
+	g.via5, g.via6 = addr(), addr()
 	cfg := filepath.Join(dir, "sixgate.hcl")
 	conf := fmt.Sprintf(`
 admin {
@@ -346,14 +358,37 @@ frontend "turn" "turn" {
   users           = "bench"
   legacy_channels = true
 }
+frontend "socks6" "via5" {
+  listen = %q
+}
+frontend "socks6" "via6" {
+  listen = %q
+}
 backend "direct" "out" {
   bind_ipv4 = "127.0.0.1"
 }
+backend "socks5" "up5" {
+  server = %q
+}
+backend "socks6" "up6" {
+  server = %q
+}
 route {
+  frontends    = ["via5"]
+  destinations = ["127.0.0.0/8"]
+  backend      = "up5"
+}
+route {
+  frontends    = ["via6"]
+  destinations = ["127.0.0.0/8"]
+  backend      = "up6"
+}
+route {
+  frontends    = ["s6", "s6anon", "s5", "turn"]
   destinations = ["127.0.0.0/8"]
   backend      = "out"
 }
-`, g.admin, g.socks6, g.socks6anon, g.socks5, g.turn)
+`, g.admin, g.socks6, g.socks6anon, g.socks5, g.turn, g.via5, g.via6, g.socks5, g.socks6anon)
 	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -366,7 +401,7 @@ route {
 		g.cmd.Process.Kill()
 		g.cmd.Wait()
 	})
-	for _, a := range []string{g.socks6, g.socks6anon, g.socks5, g.turn, g.admin} {
+	for _, a := range []string{g.socks6, g.socks6anon, g.socks5, g.turn, g.admin, g.via5, g.via6} {
 		waitPort(t, a, g)
 	}
 	return g
