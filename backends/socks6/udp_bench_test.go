@@ -67,32 +67,34 @@ func BenchmarkUDPEcho(b *testing.B) {
 			}
 		}
 	})
-	b.Run("socks6-udp", func(b *testing.B) {
-		up := startUpstream(b, upstreamOpts{users: true, udp: true})
-		c := mustClient(b, ClientConfig{Server: up.Addr, Username: testUser, Password: testPass})
-		u, err := c.UDPAssociate(testCtx(b, 10*time.Second), &UDPOptions{})
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer u.Close()
-		dst := echo.gatewayAddr()
-		pid := up.cmd.Process.Pid
-		cpu0 := serverCPU(pid)
-		n := 0
-		for b.Loop() {
-			if err := u.WriteTo(payload, dst); err != nil {
+	up := startUpstream(b, upstreamOpts{users: true, udp: true})
+	for _, over := range []UDPTransport{UDPOverUDP, UDPOverTCP} {
+		b.Run("socks6-"+over.String(), func(b *testing.B) {
+			c := mustClient(b, ClientConfig{Server: up.Addr, Username: testUser, Password: testPass})
+			u, err := c.UDPAssociate(testCtx(b, 10*time.Second), &UDPOptions{Over: over})
+			if err != nil {
 				b.Fatal(err)
 			}
-			u.SetReadDeadline(time.Now().Add(time.Second))
-			if _, err := u.ReadFrom(buf); err != nil {
-				b.Fatal(err)
+			defer u.Close()
+			dst := echo.gatewayAddr()
+			pid := up.cmd.Process.Pid
+			cpu0 := serverCPU(pid)
+			n := 0
+			for b.Loop() {
+				if err := u.WriteTo(payload, dst); err != nil {
+					b.Fatal(err)
+				}
+				u.SetReadDeadline(time.Now().Add(time.Second))
+				if _, err := u.ReadFrom(buf); err != nil {
+					b.Fatal(err)
+				}
+				n++
 			}
-			n++
-		}
-		if cpu := serverCPU(pid) - cpu0; n > 0 && cpu > 0 {
-			b.ReportMetric(cpu/float64(2*n)*1e6, "gw-µs/dgram")
-		}
-	})
+			if cpu := serverCPU(pid) - cpu0; n > 0 && cpu > 0 {
+				b.ReportMetric(cpu/float64(2*n)*1e6, "gw-µs/dgram")
+			}
+		})
+	}
 }
 
 // TestUDPTimeoutsWhileParked: timeouts longer than the gateway's parking
