@@ -93,7 +93,11 @@ func NewMetrics(version string) *Metrics {
 		ConstLabels: prometheus.Labels{"version": version, "goversion": goVersion},
 	})
 	build.Set(1)
-	reg.MustRegister(m.Sessions, m.SessionsActive, m.SessionSeconds, m.Bytes, m.Datagrams,
+	parkedReaders := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "sixgate_parked_readers",
+		Help: "Idle readers (stream relay directions, datagram readers, control connections) waiting in the park set without a goroutine.",
+	}, func() float64 { return float64(ParkedReaders()) })
+	reg.MustRegister(parkedReaders, m.Sessions, m.SessionsActive, m.SessionSeconds, m.Bytes, m.Datagrams,
 		m.DatagramsDropped, m.HandshakeFailures, m.Auth, m.AssocActive, m.ICMPErrors, m.BackendDial,
 		m.LimitRejections, m.ReloadSuccess, m.Reloads, m.Draining, build,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

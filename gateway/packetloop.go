@@ -85,6 +85,7 @@ func ServeUDPIdle(c *net.UDPConn, get func() [][]byte, put func(), oobSize int, 
 			return err
 		}
 		if !active {
+			c.SetReadDeadline(time.Time{}) // a later ServeUDP waits as long as it must
 			return ErrReaderIdle
 		}
 		active = false

@@ -26,6 +26,9 @@ type parkEntry struct {
 	rc    syscall.RawConn // the socket waited on
 	tok   uint64
 	timer *time.Timer
+	// fd is rc's descriptor while parked (hasFD), the key of byFD.
+	fd    int
+	hasFD bool
 }
 
 // ConnPark lets the goroutine that waits to read a connection end while the

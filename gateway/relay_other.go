@@ -27,3 +27,9 @@ func (p *pipe) writeNow(uintptr) bool { return true }
 func park(parkable, time.Time) bool { return false }
 func unpark(parkable)               {}
 func unregister(parkable)           {}
+
+// ParkedReaders is 0: nothing parks on this OS.
+func ParkedReaders() int { return 0 }
+
+// WakeSocket does nothing: nothing parks on this OS.
+func WakeSocket(syscall.RawConn) {}

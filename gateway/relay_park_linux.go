@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -18,15 +19,48 @@ import (
 // sweeps the set every parkSweep and resumes readers whose socket is
 // closed.
 type parkSet struct {
-	mu      sync.Mutex
-	epfd    int
-	file    *os.File // nil while nothing is parked
-	byTok   map[uint64]parkable
+	mu    sync.Mutex
+	epfd  int
+	file  *os.File // nil while nothing is parked
+	byTok map[uint64]parkable
+	// byFD finds a parked reader by its descriptor, for WakeSocket; an
+	// entry whose socket was closed under it stays until it is taken or
+	// a new reader parks a socket of the same number.
+	byFD    map[int]parkable
 	next    uint64
 	running bool
 }
 
-var parked = parkSet{byTok: make(map[uint64]parkable), next: 1}
+var parked = parkSet{byTok: make(map[uint64]parkable), byFD: make(map[int]parkable), next: 1}
+
+// ParkedReaders is how many idle readers (relay directions, packet loops,
+// control connections) wait in the park set without a goroutine.
+func ParkedReaders() int {
+	parked.mu.Lock()
+	defer parked.mu.Unlock()
+	return len(parked.byTok)
+}
+
+// WakeSocket resumes the reader parked on rc's socket, if any. Whoever
+// closes a socket that a reader of someone else's (a PacketLoop reading a
+// backend's association) may have parked calls it just before the close:
+// a closed socket leaves the park set silently, and the reader would only
+// see the close at the park set's next sweep. The resumed reader finds the
+// socket closed, or waits on it in Go's poller until the close.
+func WakeSocket(rc syscall.RawConn) {
+	s := &parked
+	var p parkable
+	rc.Control(func(fd uintptr) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if q := s.byFD[int(fd)]; q != nil && s.takeLocked(q) {
+			p = q
+		}
+	})
+	if p != nil {
+		go p.resume()
+	}
+}
 
 // parkSweep is how often the park set looks for sockets closed under it.
 var parkSweep = tunable{def: time.Second}
@@ -76,6 +110,12 @@ func park(p parkable, now time.Time) bool {
 
 	var addErr error
 	err := e.rc.Control(func(fd uintptr) {
+		s.mu.Lock()
+		if s.byTok[tok] == p { // not taken by an unpark meanwhile
+			e.fd, e.hasFD = int(fd), true
+			s.byFD[e.fd] = p
+		}
+		s.mu.Unlock()
 		ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT, Fd: int32(uint32(tok)), Pad: int32(uint32(tok >> 32))}
 		addErr = unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, int(fd), &ev)
 	})
@@ -101,6 +141,10 @@ func (s *parkSet) takeLocked(p parkable) bool {
 	}
 	delete(s.byTok, e.tok)
 	e.tok = 0
+	if e.hasFD && s.byFD[e.fd] == p {
+		delete(s.byFD, e.fd)
+	}
+	e.hasFD = false
 	if e.timer != nil {
 		e.timer.Stop()
 		e.timer = nil

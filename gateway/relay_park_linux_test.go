@@ -6,6 +6,8 @@ import (
 	"crypto/rand"
 	"errors"
 	"io"
+	"net"
+	"net/netip"
 	"runtime"
 	"testing"
 	"time"
@@ -203,5 +205,54 @@ func TestRelayThenDetachedHoldsNoGoroutine(t *testing.T) {
 			t.Fatal("the park set kept its epoll instance with nothing parked")
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// A packet loop parked on a socket that someone else closes resumes at
+// once when WakeSocket runs before the close, and only at the park set's
+// sweep without it.
+func TestWakeSocketBeforeClose(t *testing.T) {
+	shortPark(t)
+	parkSweep.set(time.Hour) // the sweep must not be what resumes the loop
+	for _, wake := range []bool{true, false} {
+		c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		bufs := [][]byte{make([]byte, 2048)}
+		exited := make(chan struct{})
+		l := StartUDPLoop(c, func() [][]byte { return bufs }, func() {}, 0,
+			func(int, []byte, netip.AddrPort, []byte) {},
+			func(error) bool { return true }, func() { close(exited) })
+		waitParked(t, 1)
+		if rc, err := c.SyscallConn(); wake && err == nil {
+			WakeSocket(rc)
+		}
+		c.Close()
+		select {
+		case <-exited:
+			if !wake {
+				t.Fatal("the loop saw the close without WakeSocket or a sweep: the test proves nothing")
+			}
+		case <-time.After(500 * time.Millisecond):
+			if wake {
+				t.Fatal("the loop did not see the close after WakeSocket")
+			}
+			l.Wake() // what the owner's teardown does
+			<-exited
+		}
+		waitParked(t, 0)
+	}
+	// WakeSocket on a socket nobody parked does nothing.
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if rc, err := c.SyscallConn(); err == nil {
+		WakeSocket(rc)
+	}
+	if n := ParkedReaders(); n != 0 {
+		t.Fatalf("%d readers parked", n)
 	}
 }

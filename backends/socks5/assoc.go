@@ -412,6 +412,11 @@ func (a *association) release() {
 		a.ctrl.Close()
 	}
 	if a.pc != nil {
+		// A reader parked on the socket (the frontend's packet loop)
+		// would see the close only at the park set's next sweep.
+		if rc, err := a.pc.SyscallConn(); err == nil {
+			gateway.WakeSocket(rc)
+		}
 		a.pc.Close()
 		if a.b.own != nil {
 			a.b.own.Remove(a.local)

@@ -146,6 +146,7 @@ func TestAssociateParked(t *testing.T) {
 	if gateway.ParkAfter() <= 0 {
 		t.Skip("no park set on this system")
 	}
+	parked0 := gateway.ParkedReaders()
 	f := startFakeRelay(t, gateway.Addr{IP: netip.MustParseAddr("127.0.0.1")})
 	b := newBackend(t, "up", Config{Server: f.addr}, Options{})
 	a := associate(t, b, &denyPolicy{})
@@ -163,13 +164,15 @@ func TestAssociateParked(t *testing.T) {
 	}, nil, func(err error) bool { return true }, func() { close(exited) })
 	defer func() { a.Close(); loop.Wake() }()
 	running := runtime.NumGoroutine()
-	// Both readers park (the park set's own goroutine starts).
+	// Both readers park, and their goroutines end (the park set's own
+	// goroutine may start).
 	waitGoroutines := func(want int) {
 		t.Helper()
 		deadline := time.Now().Add(5 * time.Second)
-		for runtime.NumGoroutine() > want {
+		for runtime.NumGoroutine() > want || gateway.ParkedReaders() != parked0+2 {
 			if time.Now().After(deadline) {
-				t.Fatalf("%d goroutines, want at most %d: the readers did not park", runtime.NumGoroutine(), want)
+				t.Fatalf("%d goroutines (want at most %d), %d readers parked (want %d): the readers did not park",
+					runtime.NumGoroutine(), want, gateway.ParkedReaders(), parked0+2)
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
@@ -188,11 +191,14 @@ func TestAssociateParked(t *testing.T) {
 	}
 	waitGoroutines(running - 2 + 1)
 
-	ctrl.Close() // the server ends the association while both are parked
+	// The server ends the association while both are parked: the watcher
+	// resumes, and wakes the relay reader before closing its socket (not
+	// the park set's sweep, a second later).
+	ctrl.Close()
 	select {
 	case <-exited:
-	case <-time.After(5 * time.Second):
-		t.Fatal("the relay reader did not see the association end")
+	case <-time.After(400 * time.Millisecond):
+		t.Fatal("the relay reader did not see the association end at once")
 	}
 	closed := make(chan struct{})
 	go func() { a.Close(); close(closed) }()

@@ -470,6 +470,7 @@ func TestBackendAssociateParked(t *testing.T) {
 	if gateway.ParkAfter() <= 0 {
 		t.Skip("no park set on this system")
 	}
+	parked0 := gateway.ParkedReaders()
 	up := startUpstream(t, upstreamOpts{users: true, udp: true, limits: `  udp_idle_timeout = "4s"`})
 	echo := newUDPPeer(t, "127.0.0.1:0", true)
 	b := newBackend(t, nil, &Config{Server: up.Addr, Username: testUser, Password: testPass})
@@ -508,11 +509,13 @@ func TestBackendAssociateParked(t *testing.T) {
 	running := runtime.NumGoroutine()
 	waitParked := func() {
 		t.Helper()
-		// Both readers gone; the park set's goroutine may have started.
-		deadline := time.Now().Add(3 * time.Second)
-		for runtime.NumGoroutine() > running-1 {
+		// Both readers parked and their goroutines gone; the park set's
+		// goroutine may have started.
+		deadline := time.Now().Add(5 * time.Second)
+		for runtime.NumGoroutine() > running-1 || gateway.ParkedReaders() != parked0+2 {
 			if time.Now().After(deadline) {
-				t.Fatalf("%d goroutines, want at most %d: the readers did not park", runtime.NumGoroutine(), running-1)
+				t.Fatalf("%d goroutines (want at most %d), %d readers parked (want %d): the readers did not park",
+					runtime.NumGoroutine(), running-1, gateway.ParkedReaders(), parked0+2)
 			}
 			time.Sleep(50 * time.Millisecond)
 		}

@@ -492,6 +492,7 @@ func (u *UDPAssoc) fallBack() {
 	u.wmu.Unlock()
 	u.startWriter()
 	u.data.SetReadDeadline(time.Time{})
+	u.wakeData()
 	u.data.Close()
 	u.log.Info("no association confirmation; datagrams go over the control connection", "tried", was.String())
 }
@@ -688,6 +689,14 @@ func (u *UDPAssoc) readControl() {
 				}
 				continue
 			}
+			if err != nil {
+				if errors.Is(err, io.EOF) || isTimeout(err) {
+					err = nil // the proxy closed it, or we did
+				}
+				u.shutdown(err)
+				u.wg.Done()
+				return
+			}
 			u.ctrl.SetReadDeadline(time.Time{})
 			u.cp.Touch(time.Now())
 		}
@@ -862,6 +871,17 @@ func (u *UDPAssoc) SetReadDeadline(t time.Time) error {
 	return nil
 }
 
+// wakeData resumes a reader parked on the plain UDP data channel (the
+// frontend's packet loop) just before the channel is closed: the close
+// alone would reach it only at the park set's next sweep.
+func (u *UDPAssoc) wakeData() {
+	if pc, ok := u.data.(*net.UDPConn); ok {
+		if rc, err := pc.SyscallConn(); err == nil {
+			gateway.WakeSocket(rc)
+		}
+	}
+}
+
 func (u *UDPAssoc) closedErr(op string) error {
 	return fail(gateway.ReasonGeneral, op, net.ErrClosed)
 }
@@ -880,6 +900,7 @@ func (u *UDPAssoc) shutdown(cause error) {
 		if u.data != nil {
 			// pion/dtls keeps a goroutine per pending read deadline.
 			u.data.SetReadDeadline(time.Time{})
+			u.wakeData()
 			u.data.Close()
 		}
 		if cause != nil {

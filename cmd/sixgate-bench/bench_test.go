@@ -172,14 +172,26 @@ func TestSubcommands(t *testing.T) {
 		ctx := context.Background()
 		kinds := []struct {
 			proto, proxy, over, user string
-			keeps                    float64 // goroutines an idle association keeps
-		}{{"socks5", g.socks5, "", "", 0}, {"socks6", g.socks6, "udp", "bench", 0}, {"socks6", g.socks6, "tcp", "bench", 0},
-			{"turn", g.turn, "", "bench", 0},
+			parks                    float64 // readers an idle association parks
+		}{
+			// SOCKS 5: the control connection, the client socket and the
+			// backend association. SOCKS 6: the control connection and
+			// the backend association (the client's datagrams come to the
+			// frontend's shared socket, or over the control connection).
+			// TURN: the backend association (the frontend's socket is
+			// shared).
+			{"socks5", g.socks5, "", "", 3}, {"socks6", g.socks6, "udp", "bench", 2}, {"socks6", g.socks6, "tcp", "bench", 2},
+			{"turn", g.turn, "", "bench", 1},
 			// Through the upstream backends to this gateway's own
-			// frontends: both ends of each hop park.
-			{"socks6", g.via5, "udp", "", 0}, {"socks6", g.via6, "udp", "", 0}}
+			// frontends: both ends of each hop park, the upstream
+			// backend's control connection too.
+			{"socks6", g.via5, "udp", "", 2 + 1 + 3}, {"socks6", g.via6, "udp", "", 2 + 1 + 2}}
 		const per = 4
 		before, err := scrapeGauge(ctx, g.admin, "go_goroutines")
+		if err != nil {
+			t.Fatal(err)
+		}
+		parkedBefore, err := scrapeGauge(ctx, g.admin, "sixgate_parked_readers")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -190,6 +202,7 @@ func TestSubcommands(t *testing.T) {
 			}
 		}()
 		want := 1.0 // the park set's goroutine
+		wantParked := 0.0
 		for _, k := range kinds {
 			c := common{proto: k.proto, proxy: k.proxy, udpOver: k.over, timeout: 10 * time.Second}
 			if k.user != "" {
@@ -209,21 +222,25 @@ func TestSubcommands(t *testing.T) {
 					t.Fatalf("%s: %v", k.proto, err)
 				}
 			}
-			want += per * k.keeps
+			wantParked += per * k.parks
 		}
 		deadline := time.Now().Add(10 * time.Second)
-		var now float64
+		var now, parked float64
 		for {
 			if now, err = scrapeGauge(ctx, g.admin, "go_goroutines"); err != nil {
 				t.Fatal(err)
 			}
-			if now-before <= want || time.Now().After(deadline) {
+			if parked, err = scrapeGauge(ctx, g.admin, "sixgate_parked_readers"); err != nil {
+				t.Fatal(err)
+			}
+			if now-before <= want && parked-parkedBefore == wantParked || time.Now().After(deadline) {
 				break
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
-		if now-before > want {
-			t.Fatalf("idle associations hold %v goroutines, want at most %v: readers did not park", now-before, want)
+		if now-before > want || parked-parkedBefore != wantParked {
+			t.Fatalf("idle associations hold %v goroutines (want at most %v) and parked %v readers (want %v): readers did not park",
+				now-before, want, parked-parkedBefore, wantParked)
 		}
 		for i, a := range assocs {
 			for j := range 3 {
