@@ -177,6 +177,7 @@ P_S6=21080 P_S5=21081 P_S6ANON=21082 P_ADMIN=21090 P_TURN=23478
 P_ARMON=21181 P_DANTE=21281 P_CRELAY=21381 P_COTURN=23479 P_PION=23480 P_PEER=23490
 P_ECHO=21001 P_SINK=21002 P_UECHO=21003         # targets, on the load's CPU
 P_DELAY_S=21501 P_DELAY_D=21502
+P_VIA6=21083                                    # SOCKS 6 through the socks6 backend to s6anon
 
 # --- configurations ---------------------------------------------------------
 cat >"$OUT/sixgate.hcl" <<EOF
@@ -218,10 +219,24 @@ frontend "turn" "turn" {
   users           = "bench"
   legacy_channels = true
 }
+# Through the socks6 upstream backend to this gateway's own s6anon: the
+# idle.udp-via6 reading (both hops in one process).
+frontend "socks6" "via6" {
+  listen = "127.0.0.1:$P_VIA6"
+}
 backend "direct" "out" {
   bind_ipv4 = "127.0.0.1"
 }
+backend "socks6" "up6" {
+  server = "127.0.0.1:$P_S6ANON"
+}
 route {
+  frontends    = ["via6"]
+  destinations = ["127.0.0.0/8"]
+  backend      = "up6"
+}
+route {
+  frontends    = ["s6", "s6anon", "s5anon", "turn"]
   destinations = ["127.0.0.0/8"]
   backend      = "out"
 }
@@ -361,6 +376,12 @@ bench idle.connect idle -proto socks6 -proxy 127.0.0.1:$P_S6ANON -k $IDLE_K -chu
 stop $SG
 start_sixgate
 bench idle.udp idle -proto socks6 -proxy 127.0.0.1:$P_S6ANON -k 0 -udp $IDLE_U -churn 1 -c 64 -udp-target 127.0.0.1:$P_UECHO -server-pid $SG -admin 127.0.0.1:$P_ADMIN
+stop $SG
+# The same through the socks6 upstream backend into the same gateway: each
+# association is two (the via6 frontend's through the backend, and s6anon's
+# to the target), and both park.
+start_sixgate
+bench idle.udp-via6 idle -proto socks6 -proxy 127.0.0.1:$P_VIA6 -k 0 -udp $IDLE_U -churn 1 -c 64 -udp-target 127.0.0.1:$P_UECHO -server-pid $SG -admin 127.0.0.1:$P_ADMIN
 stop $SG
 # Once as an unprivileged user: pipe buffers are limited per user
 # (fs.pipe-user-pages-soft), which would show if idle sessions held pipes.
