@@ -55,7 +55,11 @@ func TestRelayOneReadPerSmallChunk(t *testing.T) {
 		var rerr error
 		rc.Control(func(fd uintptr) {
 			pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
-			if _, rerr = unix.Poll(pfd, 5000); rerr == nil {
+			// The runtime's preemption signal (SIGURG) interrupts poll(2).
+			for rerr = unix.EINTR; rerr == unix.EINTR; {
+				_, rerr = unix.Poll(pfd, 5000)
+			}
+			if rerr == nil {
 				n, rerr = unix.Read(int(fd), got)
 			}
 		})
