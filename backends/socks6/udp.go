@@ -73,8 +73,13 @@ const DefaultConfirmTimeout = time.Second
 // maxRead is a buffer every relay message fits in.
 const maxRead = s6.MaxUDPMessageLen
 
-// ctrlBufSize is the read buffer of a control connection.
-const ctrlBufSize = 4096
+// ctrlBufSize is the read buffer of a control connection that carries
+// datagrams; ctrlSmallBuf that of one that carries only the Association
+// Initialization and Confirmation (datagrams over UDP or DTLS).
+const (
+	ctrlBufSize  = 4096
+	ctrlSmallBuf = 64
+)
 
 // maxBatch is how many bytes of queued messages one write to the control
 // connection carries at most.
@@ -175,7 +180,9 @@ type UDPAssoc struct {
 	br   *bufio.Reader
 	// cp parks the control connection's reader while it is idle; nil when
 	// the connection cannot park (TLS, or through a via hop). cbuf is that
-	// reader's buffer.
+	// reader's buffer for messages other than datagrams; datagrams over
+	// the control connection are read into one from readPool, so an idle
+	// association holds no 64 KiB buffer.
 	cp      *gateway.ConnPark
 	cbuf    []byte
 	data    net.Conn // the UDP/DTLS channel; nil when over TCP from the start
@@ -193,8 +200,14 @@ type UDPAssoc struct {
 	started bool
 	closed  bool
 
+	// in and out carry datagrams over the control connection: made when
+	// the association starts or falls back there (before mode says so,
+	// which publishes them), nil over UDP and DTLS, so that an association
+	// that never needs them does not hold their 256 slots each. rdl is
+	// the read deadline for an inbox made later; guarded by wmu.
 	in         *inbox
 	out        chan *[]byte
+	rdl        time.Time
 	writerOnce sync.Once
 
 	done      chan struct{}
@@ -243,7 +256,7 @@ func (c *Client) UDPAssociate(ctx context.Context, o *UDPOptions) (*UDPAssoc, er
 	if err != nil {
 		return nil, err
 	}
-	br := bufio.NewReaderSize(res.conn, ctrlBufSize)
+	br := bufio.NewReaderSize(res.conn, ctrlSmallBuf)
 	id, err := c.readInit(ctx, res.conn, br)
 	if err != nil {
 		res.conn.Close()
@@ -254,13 +267,12 @@ func (c *Client) UDPAssociate(ctx context.Context, o *UDPOptions) (*UDPAssoc, er
 		ID: id, Bound: res.op.Bind, Legs: legs, AuthReply: res.auth, OpReply: res.op, Token: res.token,
 		c: c, ctrl: res.conn, br: br, confirm: o.ConfirmTimeout,
 		confirmed: make(chan struct{}), refused: make(chan struct{}, 1),
-		out: make(chan *[]byte, inboxLen), done: make(chan struct{}),
+		done: make(chan struct{}),
 	}
 	if u.confirm <= 0 {
 		u.confirm = DefaultConfirmTimeout
 	}
 	u.log = c.log.With("assoc", hex.EncodeToString(id[:]))
-	u.in = newInbox(u.done)
 	u.cp = gateway.NewConnPark(res.conn, u.readControl)
 	u.mode.Store(uint32(UDPOverTCP))
 	if o.Over != UDPOverTCP {
@@ -278,6 +290,7 @@ func (c *Client) UDPAssociate(ctx context.Context, o *UDPOptions) (*UDPAssoc, er
 		}
 	}
 	if u.Transport() == UDPOverTCP {
+		u.openControlQueues()
 		u.startWriter()
 	}
 	u.wg.Add(1)
@@ -488,6 +501,7 @@ func (u *UDPAssoc) fallBack() {
 		return
 	}
 	was := u.Transport()
+	u.openControlQueues()
 	u.mode.Store(uint32(UDPOverTCP))
 	u.wmu.Unlock()
 	u.startWriter()
@@ -495,6 +509,15 @@ func (u *UDPAssoc) fallBack() {
 	u.wakeData()
 	u.data.Close()
 	u.log.Info("no association confirmation; datagrams go over the control connection", "tried", was.String())
+}
+
+// openControlQueues makes the inbox and the writer's queue for datagrams
+// over the control connection; called before the association starts
+// there, or under wmu before mode says it falls back there.
+func (u *UDPAssoc) openControlQueues() {
+	u.in = newInbox(u.done)
+	u.in.setDeadline(u.rdl)
+	u.out = make(chan *[]byte, inboxLen)
 }
 
 func (u *UDPAssoc) startWriter() {
@@ -675,8 +698,12 @@ func (u *UDPAssoc) readControl() {
 		u.cbuf = make([]byte, 64)
 	}
 	for {
-		if u.Transport() == UDPOverTCP && len(u.cbuf) < maxRead {
-			u.cbuf = make([]byte, maxRead)
+		over := u.Transport() == UDPOverTCP
+		if over {
+			if u.br.Size() < ctrlBufSize && u.br.Buffered() == 0 {
+				// Datagrams come here now: read several per system call.
+				u.br = bufio.NewReaderSize(u.ctrl, ctrlBufSize)
+			}
 		}
 		if u.cp != nil && u.br.Buffered() == 0 {
 			// Wait for a message's first byte under the time to park: a
@@ -700,7 +727,18 @@ func (u *UDPAssoc) readControl() {
 			u.ctrl.SetReadDeadline(time.Time{})
 			u.cp.Touch(time.Now())
 		}
-		m, err := s6.ReadUDPMessage(u.br, u.cbuf)
+		buf, bp := u.cbuf, (*[]byte)(nil)
+		if over {
+			bp = readPool.Get().(*[]byte)
+			buf = *bp
+		}
+		m, err := s6.ReadUDPMessage(u.br, buf)
+		if err == nil {
+			u.controlMessage(&m)
+		}
+		if bp != nil {
+			readPool.Put(bp)
+		}
 		if err != nil {
 			if errors.Is(err, io.EOF) {
 				err = nil
@@ -709,37 +747,42 @@ func (u *UDPAssoc) readControl() {
 			u.wg.Done()
 			return
 		}
-		if m.Assoc != u.ID {
+	}
+}
+
+// controlMessage handles a message that came over the control connection;
+// m's payload is copied, not kept.
+func (u *UDPAssoc) controlMessage(m *s6.UDPMessage) {
+	if m.Assoc != u.ID {
+		u.droppedIn.Add(1)
+		return
+	}
+	switch m.Type {
+	case s6.UDPConfirm:
+		u.confirmOnce.Do(func() { close(u.confirmed) })
+	case s6.UDPDatagram, s6.UDPError:
+		if u.Transport() != UDPOverTCP {
 			u.droppedIn.Add(1)
-			continue
+			return
 		}
-		switch m.Type {
-		case s6.UDPConfirm:
-			u.confirmOnce.Do(func() { close(u.confirmed) })
-		case s6.UDPDatagram, s6.UDPError:
-			if u.Transport() != UDPOverTCP {
+		im := getInMsg()
+		if m.Type == s6.UDPError {
+			e, ok := s6.ICMPFor(m)
+			if !ok {
+				putInMsg(im)
 				u.droppedIn.Add(1)
-				continue
+				return
 			}
-			im := getInMsg()
-			if m.Type == s6.UDPError {
-				e, ok := s6.ICMPFor(&m)
-				if !ok {
-					putInMsg(im)
-					u.droppedIn.Add(1)
-					continue
-				}
-				im.kind, im.icmp = gateway.PacketICMP, e
-			} else {
-				im.kind, im.from = gateway.PacketData, m.Addr
-				im.buf = append(im.buf[:0], m.Payload...)
-			}
-			if !u.in.put(im) {
-				u.droppedIn.Add(1)
-			}
-		default:
+			im.kind, im.icmp = gateway.PacketICMP, e
+		} else {
+			im.kind, im.from = gateway.PacketData, m.Addr
+			im.buf = append(im.buf[:0], m.Payload...)
+		}
+		if !u.in.put(im) {
 			u.droppedIn.Add(1)
 		}
+	default:
+		u.droppedIn.Add(1)
 	}
 }
 
@@ -862,7 +905,13 @@ func isTimeout(err error) bool {
 
 // SetReadDeadline sets the deadline for ReadFrom; a zero t means none.
 func (u *UDPAssoc) SetReadDeadline(t time.Time) error {
-	u.in.setDeadline(t)
+	u.wmu.Lock()
+	u.rdl = t
+	in := u.in
+	u.wmu.Unlock()
+	if in != nil {
+		in.setDeadline(t)
+	}
 	if u.data != nil && u.Transport() != UDPOverTCP {
 		if err := u.data.SetReadDeadline(t); err != nil && u.Transport() != UDPOverTCP && !u.isDone() {
 			return err
