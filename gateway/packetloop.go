@@ -56,12 +56,7 @@ func StartPacketLoop(a Association, p *BufPool, fn func(buf []byte, pkt Packet),
 // owner ends it by closing c); stop and exit as for StartPacketLoop.
 func StartUDPLoop(c *net.UDPConn, get func() [][]byte, put func(), oobSize int, fn func(i int, b []byte, from netip.AddrPort, oob []byte), stop func(err error) bool, exit func()) *PacketLoop {
 	l := &PacketLoop{stop: stop, exit: exit}
-	l.serve = func(idle time.Duration) error {
-		if idle <= 0 {
-			return ServeUDP(context.Background(), c, get, put, oobSize, fn)
-		}
-		return ServeUDPIdle(c, get, put, oobSize, fn, idle)
-	}
+	l.serve = func(idle time.Duration) error { return ServeUDPIdle(c, get, put, oobSize, fn, idle) }
 	if rc, err := c.SyscallConn(); err == nil {
 		l.idleOK, l.pk.rc = true, rc
 	}
@@ -70,9 +65,13 @@ func StartUDPLoop(c *net.UDPConn, get func() [][]byte, put func(), oobSize int, 
 }
 
 // ServeUDPIdle is ServeUDP that also returns ErrReaderIdle once nothing
-// arrived for about idle (between idle and twice that). It uses c's read
-// deadline: nothing else may set it while this runs.
+// arrived for about idle (between idle and twice that); with idle <= 0 it
+// is ServeUDP. It uses c's read deadline: nothing else may set it while
+// this runs.
 func ServeUDPIdle(c *net.UDPConn, get func() [][]byte, put func(), oobSize int, fn func(i int, b []byte, from netip.AddrPort, oob []byte), idle time.Duration) error {
+	if idle <= 0 {
+		return ServeUDP(context.Background(), c, get, put, oobSize, fn)
+	}
 	active := false
 	counted := func(i int, b []byte, from netip.AddrPort, oob []byte) {
 		active = true

@@ -74,8 +74,13 @@ func (p *ConnPark) Park(at time.Time) bool {
 }
 
 // Wake resumes a parked reader (its connection was closed, or its owner
-// must look at something); it does nothing if the reader is not parked.
-func (p *ConnPark) Wake() { unpark(p) }
+// must look at something); it does nothing if the reader is not parked,
+// or on a nil *ConnPark.
+func (p *ConnPark) Wake() {
+	if p != nil {
+		unpark(p)
+	}
+}
 
 // The reader's side, all safe on a nil *ConnPark (a connection that cannot
 // park): Touch when it reads something or (re)starts, Deadline for each

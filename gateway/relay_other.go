@@ -32,4 +32,4 @@ func unregister(parkable)           {}
 func ParkedReaders() int { return 0 }
 
 // WakeSocket does nothing: nothing parks on this OS.
-func WakeSocket(syscall.RawConn) {}
+func WakeSocket(syscall.Conn) {}

@@ -41,13 +41,17 @@ func ParkedReaders() int {
 	return len(parked.byTok)
 }
 
-// WakeSocket resumes the reader parked on rc's socket, if any. Whoever
+// WakeSocket resumes the reader parked on c's socket, if any. Whoever
 // closes a socket that a reader of someone else's (a PacketLoop reading a
 // backend's association) may have parked calls it just before the close:
 // a closed socket leaves the park set silently, and the reader would only
 // see the close at the park set's next sweep. The resumed reader finds the
 // socket closed, or waits on it in Go's poller until the close.
-func WakeSocket(rc syscall.RawConn) {
+func WakeSocket(c syscall.Conn) {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return
+	}
 	s := &parked
 	var p parkable
 	rc.Control(func(fd uintptr) {

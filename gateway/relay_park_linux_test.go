@@ -225,8 +225,8 @@ func TestWakeSocketBeforeClose(t *testing.T) {
 			func(int, []byte, netip.AddrPort, []byte) {},
 			func(error) bool { return true }, func() { close(exited) })
 		waitParked(t, 1)
-		if rc, err := c.SyscallConn(); wake && err == nil {
-			WakeSocket(rc)
+		if wake {
+			WakeSocket(c)
 		}
 		c.Close()
 		select {
@@ -249,9 +249,7 @@ func TestWakeSocketBeforeClose(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if rc, err := c.SyscallConn(); err == nil {
-		WakeSocket(rc)
-	}
+	WakeSocket(c)
 	if n := ParkedReaders(); n != 0 {
 		t.Fatalf("%d readers parked", n)
 	}

@@ -133,8 +133,8 @@ func (b *Backend) Associate(ctx context.Context, req *gateway.AssocRequest) (gat
 		Op: opSend, Policy: req.Policy, Prefer6: a.relay.IP.Is6(),
 		Resolver: b.resolver, Clock: b.clock, Log: a.log, Send: a.sendQueued,
 	})
-	// The watcher waits in the park set while the connection is idle
-	// (a plain TCP one: through Via it keeps its goroutine).
+	// The watcher waits in the park set while the connection is idle (a
+	// plain TCP one; any other keeps its goroutine).
 	a.wp = gateway.NewConnPark(conn, a.watch)
 	go a.watch()
 	ok = true
@@ -400,9 +400,7 @@ func (a *association) shutdown() {
 		a.closed.Store(true)
 		a.release()
 		a.dests.Close()
-		if a.wp != nil {
-			a.wp.Wake()
-		}
+		a.wp.Wake()
 	})
 }
 
@@ -414,9 +412,7 @@ func (a *association) release() {
 	if a.pc != nil {
 		// A reader parked on the socket (the frontend's packet loop)
 		// would see the close only at the park set's next sweep.
-		if rc, err := a.pc.SyscallConn(); err == nil {
-			gateway.WakeSocket(rc)
-		}
+		gateway.WakeSocket(a.pc)
 		a.pc.Close()
 		if a.b.own != nil {
 			a.b.own.Remove(a.local)

@@ -1,7 +1,6 @@
 package socks5
 
 import (
-	"context"
 	"fmt"
 	"net/netip"
 	"sync"
@@ -133,13 +132,7 @@ func (a *sockAssociation) serve(get func() [][]byte, put func(), fn func(i int, 
 		// b starts at the front of buffer i: the payload moves there.
 		fn(i, gateway.Packet{Kind: gateway.PacketData, N: copy(b, payload), From: h.Addr})
 	}
-	var err error
-	if idle > 0 {
-		err = gateway.ServeUDPIdle(a.pc, get, put, 0, read, idle)
-	} else {
-		err = gateway.ServeUDP(context.Background(), a.pc, get, put, 0, read)
-	}
-	return a.readErr(err)
+	return a.readErr(gateway.ServeUDPIdle(a.pc, get, put, 0, read, idle))
 }
 
 // Close drops what is held and ends the association.

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sixgate/sixgate/gateway"
+	"github.com/sixgate/sixgate/gateway/gatewaytest"
 )
 
 // TestAssociateBatchWrite: WriteToLater holds datagrams (nothing reaches
@@ -163,21 +164,10 @@ func TestAssociateParked(t *testing.T) {
 		gots <- string(buf[head : head+pkt.N])
 	}, nil, func(err error) bool { return true }, func() { close(exited) })
 	defer func() { a.Close(); loop.Wake() }()
-	running := runtime.NumGoroutine()
 	// Both readers park, and their goroutines end (the park set's own
 	// goroutine may start).
-	waitGoroutines := func(want int) {
-		t.Helper()
-		deadline := time.Now().Add(5 * time.Second)
-		for runtime.NumGoroutine() > want || gateway.ParkedReaders() != parked0+2 {
-			if time.Now().After(deadline) {
-				t.Fatalf("%d goroutines (want at most %d), %d readers parked (want %d): the readers did not park",
-					runtime.NumGoroutine(), want, gateway.ParkedReaders(), parked0+2)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	}
-	waitGoroutines(running - 2 + 1)
+	running := runtime.NumGoroutine()
+	gatewaytest.WaitParked(t, parked0+2, running-2+1)
 
 	dst := mustAddr(t, "192.0.2.7:53")
 	f.relay.WriteToUDPAddrPort(datagram(t, 0, dst, "after a pause"), src)
@@ -189,7 +179,7 @@ func TestAssociateParked(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("a parked reader did not resume for a datagram")
 	}
-	waitGoroutines(running - 2 + 1)
+	gatewaytest.WaitParked(t, parked0+2, running-2+1)
 
 	// The server ends the association while both are parked: the watcher
 	// resumes, and wakes the relay reader before closing its socket (not
@@ -200,11 +190,5 @@ func TestAssociateParked(t *testing.T) {
 	case <-time.After(400 * time.Millisecond):
 		t.Fatal("the relay reader did not see the association end at once")
 	}
-	closed := make(chan struct{})
-	go func() { a.Close(); close(closed) }()
-	select {
-	case <-closed:
-	case <-time.After(5 * time.Second):
-		t.Fatal("Close waited for a watcher that did not end")
-	}
+	gatewaytest.CloseWithin(t, a, 5*time.Second) // not waiting for a watcher that did not end
 }

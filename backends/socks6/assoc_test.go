@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/sixgate/sixgate/gateway"
+	"github.com/sixgate/sixgate/gateway/gatewaytest"
 )
 
 // received is a copy of what an association's ReadFrom returned.
@@ -506,23 +507,12 @@ func TestBackendAssociateParked(t *testing.T) {
 		t.Fatal("no ReadConn over UDP")
 	}
 	time.Sleep(100 * time.Millisecond) // the mapping's goroutine ends
+	// Both readers parked and their goroutines gone; the park set's
+	// goroutine may have started.
 	running := runtime.NumGoroutine()
-	waitParked := func() {
-		t.Helper()
-		// Both readers parked and their goroutines gone; the park set's
-		// goroutine may have started.
-		deadline := time.Now().Add(5 * time.Second)
-		for runtime.NumGoroutine() > running-1 || gateway.ParkedReaders() != parked0+2 {
-			if time.Now().After(deadline) {
-				t.Fatalf("%d goroutines (want at most %d), %d readers parked (want %d): the readers did not park",
-					runtime.NumGoroutine(), running-1, gateway.ParkedReaders(), parked0+2)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	}
-	waitParked()
+	gatewaytest.WaitParked(t, parked0+2, running-1)
 	last := exchange("after a pause")
-	waitParked()
+	gatewaytest.WaitParked(t, parked0+2, running-1)
 	// The upstream ends the association 4 s after the last datagram.
 	select {
 	case <-exited:
@@ -532,11 +522,5 @@ func TestBackendAssociateParked(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the packet loop did not see the upstream end the association")
 	}
-	closed := make(chan struct{})
-	go func() { a.Close(); close(closed) }()
-	select {
-	case <-closed:
-	case <-time.After(5 * time.Second):
-		t.Fatal("Close waited for a control reader that did not end")
-	}
+	gatewaytest.CloseWithin(t, a, 5*time.Second) // not waiting for a control reader that did not end
 }

@@ -179,7 +179,8 @@ type UDPAssoc struct {
 	ctrl net.Conn
 	br   *bufio.Reader
 	// cp parks the control connection's reader while it is idle; nil when
-	// the connection cannot park (TLS, or through a via hop). cbuf is that
+	// the connection cannot park (not plain TCP: TLS, or a via hop's
+	// stream that is not). cbuf is that
 	// reader's buffer for messages other than datagrams; datagrams over
 	// the control connection are read into one from readPool, so an idle
 	// association holds no 64 KiB buffer.
@@ -699,11 +700,9 @@ func (u *UDPAssoc) readControl() {
 	}
 	for {
 		over := u.Transport() == UDPOverTCP
-		if over {
-			if u.br.Size() < ctrlBufSize && u.br.Buffered() == 0 {
-				// Datagrams come here now: read several per system call.
-				u.br = bufio.NewReaderSize(u.ctrl, ctrlBufSize)
-			}
+		if over && u.br.Size() < ctrlBufSize && u.br.Buffered() == 0 {
+			// Datagrams come here now: read several per system call.
+			u.br = bufio.NewReaderSize(u.ctrl, ctrlBufSize)
 		}
 		if u.cp != nil && u.br.Buffered() == 0 {
 			// Wait for a message's first byte under the time to park: a
@@ -717,11 +716,7 @@ func (u *UDPAssoc) readControl() {
 				continue
 			}
 			if err != nil {
-				if errors.Is(err, io.EOF) || isTimeout(err) {
-					err = nil // the proxy closed it, or we did
-				}
-				u.shutdown(err)
-				u.wg.Done()
+				u.endControl(err)
 				return
 			}
 			u.ctrl.SetReadDeadline(time.Time{})
@@ -740,14 +735,20 @@ func (u *UDPAssoc) readControl() {
 			readPool.Put(bp)
 		}
 		if err != nil {
-			if errors.Is(err, io.EOF) {
-				err = nil
-			}
-			u.shutdown(err)
-			u.wg.Done()
+			u.endControl(err)
 			return
 		}
 	}
+}
+
+// endControl ends the association when its control connection's reader
+// stops with err (the proxy's close, or ours, is no error).
+func (u *UDPAssoc) endControl(err error) {
+	if errors.Is(err, io.EOF) || isTimeout(err) {
+		err = nil
+	}
+	u.shutdown(err)
+	u.wg.Done()
 }
 
 // controlMessage handles a message that came over the control connection;
@@ -925,9 +926,7 @@ func (u *UDPAssoc) SetReadDeadline(t time.Time) error {
 // alone would reach it only at the park set's next sweep.
 func (u *UDPAssoc) wakeData() {
 	if pc, ok := u.data.(*net.UDPConn); ok {
-		if rc, err := pc.SyscallConn(); err == nil {
-			gateway.WakeSocket(rc)
-		}
+		gateway.WakeSocket(pc)
 	}
 }
 
@@ -943,9 +942,7 @@ func (u *UDPAssoc) shutdown(cause error) {
 		u.wmu.Unlock()
 		close(u.done)
 		u.ctrl.Close()
-		if u.cp != nil {
-			u.cp.Wake() // a parked control reader sees the end
-		}
+		u.cp.Wake() // a parked control reader sees the end
 		if u.data != nil {
 			// pion/dtls keeps a goroutine per pending read deadline.
 			u.data.SetReadDeadline(time.Time{})

@@ -1,7 +1,6 @@
 package socks6
 
 import (
-	"context"
 	"errors"
 	"net"
 	"net/netip"
@@ -190,8 +189,5 @@ func (u *UDPAssoc) serveUDP(pc *net.UDPConn, get func() [][]byte, put func(), fn
 		u.received.Add(1)
 		fn(i, pkt)
 	}
-	if idle > 0 {
-		return gateway.ServeUDPIdle(pc, get, put, 0, read, idle)
-	}
-	return gateway.ServeUDP(context.Background(), pc, get, put, 0, read)
+	return gateway.ServeUDPIdle(pc, get, put, 0, read, idle)
 }

@@ -128,9 +128,7 @@ func (s *session) udpAssociate(ctx context.Context, want gateway.Addr) {
 	u.finish = gateway.Handoff(ctx)
 	u.stopCtx = context.AfterFunc(ctx, func() {
 		s.conn.SetReadDeadline(time.Unix(1, 0))
-		if u.park != nil {
-			u.park.Wake()
-		}
+		u.park.Wake()
 	})
 	u.ended = make(chan struct{}, 2)
 	u.upLoop = u.clientToRemote(func(b int64) { u.st.Up = b; u.ended <- struct{}{} })

@@ -216,9 +216,7 @@ func (cn *conn) udpAssociate(ctx context.Context) {
 	a.ctl.ctx, a.ctl.start, a.ctl.route, a.ctl.finish = ctx, time.Now(), route, gateway.Handoff(ctx)
 	a.ctl.stop = context.AfterFunc(ctx, func() {
 		cn.c.SetReadDeadline(time.Unix(1, 0))
-		if a.ctl.park != nil {
-			a.ctl.park.Wake()
-		}
+		a.ctl.park.Wake()
 	})
 	a.remote.Add(1)
 	a.fromRemote(func(down int64) { a.down = down; a.remote.Done() })
@@ -624,9 +622,7 @@ func (a *association) close() {
 			l.Wake()
 		}
 		a.cn.c.Close()
-		if a.ctl.park != nil {
-			a.ctl.park.Wake()
-		}
+		a.ctl.park.Wake()
 		if a.dtls != nil {
 			a.dtls.Close()
 		}

@@ -3,9 +3,14 @@ package gatewaytest
 
 import (
 	"fmt"
+	"io"
 	"net"
+	"runtime"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/sixgate/sixgate/gateway"
 )
 
 // FreePort returns a port free on 127.0.0.1 now for both TCP and UDP (a
@@ -63,4 +68,32 @@ func claim(p int) bool {
 	}
 	given[p] = true
 	return true
+}
+
+// WaitParked waits up to 5 s until exactly parked readers wait in the
+// gateway's park set (gateway.ParkedReaders) and at most goroutines run in
+// this process, or fails t: the check that idle readers gave their
+// goroutines up.
+func WaitParked(t testing.TB, parked, goroutines int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > goroutines || gateway.ParkedReaders() != parked {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d goroutines (want at most %d), %d readers parked (want %d): the readers did not park",
+				runtime.NumGoroutine(), goroutines, gateway.ParkedReaders(), parked)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// CloseWithin closes c and fails t when Close takes longer than d.
+func CloseWithin(t testing.TB, c io.Closer, d time.Duration) {
+	t.Helper()
+	closed := make(chan struct{})
+	go func() { c.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(d):
+		t.Fatalf("Close did not return within %v", d)
+	}
 }
